@@ -1,0 +1,1 @@
+"""DeepfakeBlock chat bots (Telegram, Discord): thin adapters over a platform-neutral core."""

@@ -1,0 +1,168 @@
+"""The protection engine: optimise a perturbation that hides every face from the surrogate
+ensemble, robust to JPEG and downscaling, inside a perceptual budget; then verify it.
+
+Pipeline per photo: detect faces on the original with every detector (reference runs) →
+working copy at the detectors' own resolution → momentum sign-gradient steps on the vanishing
+losses of all surrogates, each step through a random JPEG / downscale / blur / shift (EOT) →
+the perturbation is upsampled to full resolution, clipped to the per-pixel budget and added
+→ verification report (faces per detector before/after, after JPEG q85 and 0.5x; PSNR, SSIM).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from worker.attack import surrogates as surrogate_plugins
+from worker.attack.eot import random_eot
+from worker.attack.masks import budget_map
+from worker.attack.profiles import EVALUATORS, SURROGATES, Profile, profile_for
+from worker.attack.verify import Verifier, distinct_faces
+from worker.detectors.base import Face
+
+Progress = Callable[[float], None]
+
+#: Below this many pixels on the short side there is nothing a detector could find.
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class Protection:
+    """A protected image (RGB uint8, same size as the input) and its verification report."""
+
+    image: np.ndarray
+    report: dict
+
+
+class ProtectionEngine:
+    """Loads every model once; ``protect`` may then be called for any number of photos."""
+
+    def __init__(
+        self,
+        surrogates: tuple[str, ...] = SURROGATES,
+        evaluators: tuple[str, ...] = EVALUATORS,
+    ) -> None:
+        self.surrogates = {name: surrogate_plugins.load(name) for name in surrogates}
+        self._eot = tf.function(random_eot, reduce_retracing=True)
+        self.verifier = Verifier(surrogates=surrogates, evaluators=evaluators)
+
+    def protect(
+        self,
+        rgb: np.ndarray,
+        strength: int | Profile = 3,
+        *,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> Protection:
+        """Protect one RGB uint8 photo; deterministic for a given ``seed``."""
+        profile = strength if isinstance(strength, Profile) else profile_for(strength)
+        started = time.perf_counter()
+        original = self.verifier.detect_all(rgb)
+        faces = distinct_faces([f for found in original.values() for f in found])
+        if min(rgb.shape[:2]) < MIN_SIDE:
+            protected = rgb.copy()
+        else:
+            protected = self.perturb(rgb, faces, profile, seed=seed, progress=progress)
+        report = self.verifier.report(rgb, protected, original, faces)
+        report["strength"] = profile.level
+        report["seconds"] = round(time.perf_counter() - started, 2)
+        if progress:
+            progress(1.0)
+        return Protection(protected, report)
+
+    def perturb(
+        self,
+        rgb: np.ndarray,
+        faces: list[Face],
+        profile: Profile,
+        *,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """Return ``rgb`` plus the optimised perturbation (uint8, same size)."""
+        height, width = rgb.shape[:2]
+        scale = _working_scale(height, width, faces, profile)
+        work_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        work = cv2.resize(rgb, work_size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        work_faces = [Face(f.x0 * scale, f.y0 * scale, f.x1 * scale, f.y1 * scale) for f in faces]
+        budget = budget_map(work, work_faces, profile.eps, profile.texture_floor)
+        hints = np.asarray(
+            [[f.x0 / width, f.y0 / height, f.x1 / width, f.y1 / height] for f in faces], np.float32
+        ).reshape(-1, 4)
+        delta = self._optimise(work, budget, hints, profile, seed, progress)
+
+        full_budget = budget_map(rgb, faces, profile.eps, profile.texture_floor)
+        if scale < 1:
+            delta = cv2.resize(delta, (width, height), interpolation=cv2.INTER_CUBIC)
+        delta = np.clip(delta, -full_budget, full_budget)
+        return np.clip(np.rint(rgb.astype(np.float32) + delta), 0, 255).astype(np.uint8)
+
+    def _optimise(
+        self,
+        work: np.ndarray,
+        budget: np.ndarray,
+        hints: np.ndarray,
+        profile: Profile,
+        seed: int,
+        progress: Progress | None,
+    ) -> np.ndarray:
+        rng = tf.random.Generator.from_seed(seed)
+        base = tf.constant(work[None].astype(np.float32))
+        limit = tf.constant(budget[None])
+        delta = tf.zeros_like(base)
+        velocity = tf.zeros_like(base)
+        active = [self.surrogates[name] for name in profile.surrogates]
+        for surrogate in active:
+            if hasattr(surrogate, "hint_boxes"):
+                surrogate.hint_boxes = hints
+        for step in range(profile.steps):
+            clean = step % profile.clean_every == 0
+            with tf.GradientTape() as tape:
+                tape.watch(delta)
+                adv = tf.clip_by_value(base + delta, 0.0, 255.0)
+                if not clean:
+                    adv = self._eot(
+                        adv, rng, jpeg=profile.eot_jpeg, scale=profile.eot_scale,
+                        blur_sigma=profile.eot_blur, shift=profile.eot_shift,
+                    )
+            seen = _balanced_gradient(active, adv)
+            if seen is None:  # every surrogate is already below its threshold by the margin
+                continue
+            grad = tape.gradient(adv, delta, output_gradients=seen)
+            grad = grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
+            velocity = profile.momentum * velocity + grad
+            delta = delta - profile.step_size * (limit / profile.eps) * tf.sign(velocity)
+            delta = tf.clip_by_value(delta, -limit, limit)
+            if progress:
+                progress(0.05 + 0.85 * (step + 1) / profile.steps)
+        return delta[0].numpy()
+
+
+def _balanced_gradient(active: list, image: tf.Tensor) -> tf.Tensor | None:
+    """Sum of each surrogate's loss gradient w.r.t. ``image``, each scaled to unit mean |g|,
+    so no detector dominates the ensemble; None when every loss is already 0."""
+    total = None
+    for surrogate in active:
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss = surrogate.loss(image)
+        if float(loss) <= 0.0:
+            continue
+        grad = tape.gradient(loss, image)
+        grad = grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
+        total = grad if total is None else total + grad
+    return total
+
+
+def _working_scale(height: int, width: int, faces: list[Face], profile: Profile) -> float:
+    """Downscale to the detectors' working resolution, but keep the smallest face big enough."""
+    scale = min(1.0, profile.work_side / max(height, width))
+    if faces:
+        smallest = min(max(f.width, f.height) for f in faces)
+        scale = max(scale, min(1.0, profile.min_face_px / max(smallest, 1.0)))
+    return scale

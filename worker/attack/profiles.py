@@ -1,0 +1,59 @@
+"""Strength levels 1..5: each a documented attack profile (budget, steps, transformations).
+
+Budgets are L-infinity in 0..255 units on the face regions (with margin); the perceptual mask
+scales them down on flat areas. The numbers were chosen from the trade-off table in
+``docs/benchmarks.md`` (``make bench``): see the notes there for why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+#: Differentiable detectors the attack optimises against (``worker.attack.surrogates``).
+SURROGATES: tuple[str, ...] = ("mtcnn", "blazeface_short", "blazeface_full", "res10_ssd")
+#: Detectors never used for gradients: the honest, black-box part of every report.
+EVALUATORS: tuple[str, ...] = ("dlib_hog", "dlib_mmod", "haar", "lbp")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One strength level of the attack."""
+
+    level: int
+    eps: float                     # L-inf budget on face regions, 0..255 units
+    steps: int                     # optimisation steps
+    step_size: float               # per-step change before the perceptual mask, 0..255 units
+    work_side: int = 640           # longest side of the working copy the attack optimises
+    min_face_px: int = 40          # upscale the working copy so the smallest face has this size
+    momentum: float = 0.9          # MI-FGSM momentum
+    eot_jpeg: tuple[int, int] | None = (50, 95)           # random JPEG quality per step
+    eot_scale: tuple[float, float] | None = (0.4, 1.0)    # random downscale per step
+    eot_blur: tuple[float, float] | None = (0.0, 0.8)     # random Gaussian blur sigma
+    eot_shift: int | None = 4                             # random shift in pixels
+    clean_every: int = 2           # every n-th step sees the untransformed image
+    texture_floor: float = 0.6     # budget fraction kept on perfectly flat regions
+    surrogates: tuple[str, ...] = field(default=SURROGATES)
+    margin: float = 2.0            # logits below each detector's threshold by this much
+
+
+STRENGTHS: dict[int, Profile] = {
+    1: Profile(level=1, eps=6.0, steps=30, step_size=1.0),
+    2: Profile(level=2, eps=8.0, steps=40, step_size=1.0),
+    3: Profile(level=3, eps=12.0, steps=40, step_size=1.5),
+    4: Profile(level=4, eps=16.0, steps=50, step_size=2.0),
+    5: Profile(level=5, eps=24.0, steps=60, step_size=2.5),
+}
+DEFAULT_STRENGTH = 3
+
+#: A fast profile for tests and the service's test mode: small working copy, few steps.
+TEST_PROFILE = replace(
+    STRENGTHS[5], level=0, steps=16, work_side=256, texture_floor=1.0, eot_jpeg=None,
+    eot_blur=None, surrogates=("blazeface_full", "res10_ssd"),
+)
+
+
+def profile_for(strength: int) -> Profile:
+    """Profile of strength level 1..5 (``ValueError`` otherwise)."""
+    if strength not in STRENGTHS:
+        raise ValueError(f"strength must be 1..5, got {strength!r}")
+    return STRENGTHS[strength]

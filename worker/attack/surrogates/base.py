@@ -1,0 +1,32 @@
+"""One base class for every differentiable detector the attack optimises against."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import tensorflow as tf
+
+
+class Surrogate(ABC):
+    """A face detector rebuilt as a TensorFlow graph so its face scores have exact gradients.
+
+    ``name`` must equal the ``name`` of the matching reference ``Detector`` plugin in
+    ``worker.detectors`` (that one runs the library itself for the verification report).
+    Weights load once in ``__init__``.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def loss(self, images: tf.Tensor) -> tf.Tensor:
+        """Vanishing loss for a batch of RGB float32 images in [0, 255], shape (B, H, W, 3).
+
+        Returns a scalar >= 0 that is 0 once every candidate face score (every anchor, every
+        pyramid scale, every crop) is below the detector's own threshold by a margin, and grows
+        with how confidently faces are still found. Must be differentiable w.r.t. ``images``.
+        """
+
+    @abstractmethod
+    def face_scores(self, images: tf.Tensor) -> tf.Tensor:
+        """Highest face probability (0..1) per image, shape (B,), as the detector would score it."""

@@ -1,0 +1,126 @@
+"""The verification report: which detectors still find faces before and after protection.
+
+Every detector runs as its own library runs it, on the original, the protected image, the
+protected image re-saved as JPEG q85 and the protected image downscaled 0.5x — what a chat app
+or a deepfake tool's pre-processing does to a photo. Surrogates (optimised against, white-box)
+and evaluators (never seen by the attack, black-box) are reported separately by ``role``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from worker import detectors
+from worker.detectors.base import Face
+from worker.imageio import jpeg_roundtrip, resize
+
+#: Detectors look at most at this longest side (bigger photos are analysed on a downscaled copy).
+ANALYSIS_SIDE = 1600
+VARIANTS = ("protected", "jpeg85", "half")
+
+
+def distinct_faces(found: list[Face], overlap: float = 0.3) -> list[Face]:
+    """Merge boxes from several detectors into one box per face (largest box wins)."""
+    merged: list[Face] = []
+    for face in sorted(found, key=lambda f: -f.width * f.height):
+        if all(_overlap(face, m) < overlap for m in merged):
+            merged.append(face)
+    return merged
+
+
+def _overlap(a: Face, b: Face) -> float:
+    """Intersection over the smaller box (tight and loose boxes of one face overlap fully)."""
+    iw = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    ih = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    smaller = min(a.width * a.height, b.width * b.height)
+    return iw * ih / smaller if smaller > 0 else 0.0
+
+
+def _kept(before: list[Face], after: list[Face], scale: float) -> int:
+    after = [Face(f.x0 * scale, f.y0 * scale, f.x1 * scale, f.y1 * scale) for f in after]
+    return sum(any(_overlap(b, a) >= 0.3 for a in after) for b in before)
+
+
+def quality(original: np.ndarray, protected: np.ndarray) -> tuple[float, float]:
+    """(PSNR dB, SSIM) of ``protected`` against ``original``; PSNR is 99 for identical images."""
+    if np.array_equal(original, protected):
+        return 99.0, 1.0
+    psnr = peak_signal_noise_ratio(original, protected, data_range=255)
+    if min(original.shape[:2]) < 7:
+        return float(psnr), float(1.0 - np.abs(original.astype(float) - protected).mean() / 255)
+    ssim = structural_similarity(original, protected, channel_axis=2, data_range=255)
+    return float(psnr), float(ssim)
+
+
+class Verifier:
+    """Runs the surrogate and evaluator detectors (loaded once) for the report."""
+
+    def __init__(self, surrogates: tuple[str, ...], evaluators: tuple[str, ...]) -> None:
+        if set(surrogates) & set(evaluators):
+            raise ValueError("a detector cannot be both surrogate and evaluator")
+        self.roles = {n: "surrogate" for n in surrogates} | {n: "evaluator" for n in evaluators}
+        self.detectors = {name: detectors.load(name) for name in self.roles}
+
+    def detect_all(self, rgb: np.ndarray) -> dict[str, list[Face]]:
+        """Faces per detector, in the coordinates of ``rgb``."""
+        scale = min(1.0, ANALYSIS_SIDE / max(rgb.shape[:2]))
+        view = rgb if scale == 1.0 else resize(rgb, scale)
+        out = {}
+        for name, detector in self.detectors.items():
+            found = detector.detect(view)
+            out[name] = [
+                Face(f.x0 / scale, f.y0 / scale, f.x1 / scale, f.y1 / scale, f.score) for f in found
+            ]
+        return out
+
+    def report(
+        self,
+        original: np.ndarray,
+        protected: np.ndarray,
+        found_original: dict[str, list[Face]],
+        faces: list[Face],
+    ) -> dict:
+        """The report dict (see README, "Report format")."""
+        variants = {
+            "protected": protected,
+            "jpeg85": jpeg_roundtrip(protected, 85),
+            "half": resize(protected, 0.5) if min(protected.shape[:2]) >= 2 else protected,
+        }
+        found = {v: self.detect_all(img) for v, img in variants.items()}
+        psnr, ssim = quality(original, protected)
+        scale_back = {"protected": 1.0, "jpeg85": 1.0, "half": 2.0}
+        table = {
+            name: {
+                "role": role,
+                "original": len(found_original[name]),
+                **{v: len(found[v][name]) for v in VARIANTS},
+                # faces of the original that this detector still finds (boxes matched)
+                "kept": {
+                    v: _kept(found_original[name], found[v][name], scale_back[v]) for v in VARIANTS
+                },
+            }
+            for name, role in self.roles.items()
+        }
+        return {
+            "faces": len(faces),
+            "face_boxes": [[round(v, 1) for v in (f.x0, f.y0, f.x1, f.y1)] for f in faces],
+            "ssim": round(ssim, 4),
+            "psnr": round(psnr, 2),
+            "detectors": table,
+            "summary": summarise(table),
+            "size": [int(original.shape[1]), int(original.shape[0])],
+        }
+
+
+def summarise(table: dict[str, dict]) -> dict:
+    """How many detectors that found a face on the original find none afterwards."""
+    finders = [n for n, row in table.items() if row["original"] > 0]
+    hidden = {v: [n for n in finders if table[n][v] == 0] for v in VARIANTS}
+    return {
+        "detectors_finding_original": len(finders),
+        **{f"hidden_{v}": len(names) for v, names in hidden.items()},
+        "hidden_everywhere": len([n for n in finders if all(table[n][v] == 0 for v in VARIANTS)]),
+    }
+
+
