@@ -40,12 +40,10 @@ def noise_baseline(engine, rgb: np.ndarray, level: int, seed: int) -> dict:
     """Uniform random noise filling the same per-pixel budget the attack may use."""
     from worker.attack.masks import budget_map
     from worker.attack.profiles import profile_for
-    from worker.attack.verify import distinct_faces
 
     profile = profile_for(level)
     started = time.perf_counter()
-    original = engine.verifier.detect_all(rgb)
-    faces = distinct_faces([f for found in original.values() for f in found])
+    original, faces = engine.find_faces(rgb)
     budget = budget_map(rgb, faces, profile.eps, profile.texture_floor)
     noise = np.random.default_rng(seed).uniform(-1, 1, rgb.shape).astype(np.float32) * budget
     noisy = np.clip(np.rint(rgb + noise), 0, 255).astype(np.uint8)

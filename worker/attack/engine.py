@@ -62,8 +62,7 @@ class ProtectionEngine:
         """Protect one RGB uint8 photo; deterministic for a given ``seed``."""
         profile = strength if isinstance(strength, Profile) else profile_for(strength)
         started = time.perf_counter()
-        original = self.verifier.detect_all(rgb)
-        faces = distinct_faces([f for found in original.values() for f in found])
+        original, faces = self.find_faces(rgb)
         if min(rgb.shape[:2]) < MIN_SIDE:
             protected = rgb.copy()
         else:
@@ -74,6 +73,11 @@ class ProtectionEngine:
         if progress:
             progress(1.0)
         return Protection(protected, report)
+
+    def find_faces(self, rgb: np.ndarray) -> tuple[dict[str, list[Face]], list[Face]]:
+        """Faces per detector on the original, and their union (one box per face)."""
+        original = self.verifier.detect_all(rgb)
+        return original, distinct_faces([f for found in original.values() for f in found])
 
     def perturb(
         self,
@@ -117,9 +121,6 @@ class ProtectionEngine:
         delta = tf.zeros_like(base)
         velocity = tf.zeros_like(base)
         active = [self.surrogates[name] for name in profile.surrogates]
-        for surrogate in active:
-            if hasattr(surrogate, "hint_boxes"):
-                surrogate.hint_boxes = hints
         for step in range(profile.steps):
             clean = step % profile.clean_every == 0
             with tf.GradientTape() as tape:
@@ -130,7 +131,7 @@ class ProtectionEngine:
                         adv, rng, jpeg=profile.eot_jpeg, scale=profile.eot_scale,
                         blur_sigma=profile.eot_blur, shift=profile.eot_shift,
                     )
-            seen = _balanced_gradient(active, adv)
+            seen = _balanced_gradient(active, adv, hints)
             if seen is None:  # every surrogate is already below its threshold by the margin
                 continue
             grad = tape.gradient(adv, delta, output_gradients=seen)
@@ -143,14 +144,14 @@ class ProtectionEngine:
         return delta[0].numpy()
 
 
-def _balanced_gradient(active: list, image: tf.Tensor) -> tf.Tensor | None:
+def _balanced_gradient(active: list, image: tf.Tensor, faces: np.ndarray) -> tf.Tensor | None:
     """Sum of each surrogate's loss gradient w.r.t. ``image``, each scaled to unit mean |g|,
     so no detector dominates the ensemble; None when every loss is already 0."""
     total = None
     for surrogate in active:
         with tf.GradientTape() as tape:
             tape.watch(image)
-            loss = surrogate.loss(image)
+            loss = surrogate.loss(image, faces)
         if float(loss) <= 0.0:
             continue
         grad = tape.gradient(loss, image)

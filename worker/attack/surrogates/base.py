@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -19,8 +20,11 @@ class Surrogate(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def loss(self, images: tf.Tensor) -> tf.Tensor:
+    def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:
         """Vanishing loss for a batch of RGB float32 images in [0, 255], shape (B, H, W, 3).
+
+        ``faces`` (N, 4): boxes x0, y0, x1, y1 in 0..1 of the faces found on the original;
+        detectors whose candidates are windows (MTCNN) focus on them, others may ignore them.
 
         Returns a scalar >= 0 that is 0 once every candidate face score (every anchor, every
         pyramid scale, every crop) is below the detector's own threshold by a margin, and grows

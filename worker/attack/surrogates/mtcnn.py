@@ -3,7 +3,7 @@
 P-Net runs over the same image pyramid the library builds (``build_scale_pyramid``), with the
 resize inside the graph (bilinear + antialias: the library's ``area`` resize has no gradient).
 R-Net and O-Net run on crops taken inside the graph (``crop_and_resize``) around the strongest
-P-Net windows and around any ``hint_boxes`` (the faces found on the original photo), so every
+P-Net windows and around the ``faces`` found on the original photo, so every
 stage of the cascade is pushed below its threshold. Logits come from the same nets with the
 softmax of the last layer replaced by a linear activation.
 """
@@ -25,6 +25,7 @@ from worker.attack.surrogates.base import Surrogate
 
 #: The library's default thresholds (probabilities) for P-, R- and O-Net.
 THRESHOLDS = (0.6, 0.7, 0.8)
+_NO_FACES = np.zeros((0, 4), np.float32)
 
 
 def _logit_net(net: keras.Model, weights: str, head: str, size: int | None = None):
@@ -42,7 +43,7 @@ def _margin_logit(two_class: tf.Tensor) -> tf.Tensor:
 
 
 class MtcnnSurrogate(Surrogate):
-    """Differentiable MTCNN cascade; ``hint_boxes`` (x0, y0, x1, y1 in 0..1) add R/O-Net crops."""
+    """Differentiable MTCNN cascade; ``faces`` (x0, y0, x1, y1 in 0..1) add R/O-Net crops."""
 
     name = "mtcnn"
 
@@ -54,7 +55,6 @@ class MtcnnSurrogate(Surrogate):
         self.rnet = _logit_net(RNet(), "rnet.lz4", "fc5_2", 24)
         self.onet = _logit_net(ONet(), "onet.lz4", "fc6_3", 48)
         self.targets = [math.log(t / (1 - t)) - margin for t in THRESHOLDS]
-        self.hint_boxes = np.zeros((0, 4), np.float32)
 
     def _pyramid(self, x: tf.Tensor) -> list[tuple[float, tf.Tensor]]:
         height, width = int(x.shape[1]), int(x.shape[2])
@@ -68,25 +68,28 @@ class MtcnnSurrogate(Surrogate):
             out.append((float(scale), self.pnet(scaled)[1]))
         return out
 
+    @staticmethod
     def _face_windows(
-        self, scale: float, shape: tf.TensorShape, image: tf.TensorShape
+        faces: np.ndarray, scale: float, shape: tf.TensorShape, image: tf.TensorShape
     ) -> np.ndarray:
         """1 for P-Net windows on a hinted face (centre inside it, size 0.5-2x), 0 elsewhere;
         all ones without hints. Background windows need not vanish: R-Net rejects them."""
-        if not len(self.hint_boxes):
+        if not len(faces):
             return np.ones(shape[:3], np.float32)
         height, width = float(image[1]), float(image[2])
         cell = 12.0 / scale
         ys = (np.arange(shape[1]) * 2 / scale + cell / 2)[:, None]
         xs = (np.arange(shape[2]) * 2 / scale + cell / 2)[None, :]
         out = np.zeros(shape[1:3], np.float32)
-        for x0, y0, x1, y1 in self.hint_boxes * [width, height, width, height]:
+        for x0, y0, x1, y1 in faces * [width, height, width, height]:
             size = max(x1 - x0, y1 - y0)
             if 0.4 * size <= cell <= 2.5 * size:
                 out[(ys >= y0) & (ys <= y1) & (xs >= x0) & (xs <= x1)] = 1.0
         return np.broadcast_to(out, shape[:3]).astype(np.float32)
 
-    def _candidate_boxes(self, pyramid: list[tuple[float, tf.Tensor]], shape: tf.TensorShape):
+    def _candidate_boxes(
+        self, pyramid: list[tuple[float, tf.Tensor]], shape: tf.TensorShape, faces: np.ndarray
+    ):
         """Strongest P-Net windows (image 0..1 coords, y0 x0 y1 x1) per batch image, plus hints."""
         height, width = float(shape[1]), float(shape[2])
         rows = []
@@ -104,36 +107,37 @@ class MtcnnSurrogate(Surrogate):
             for _, _, y, x, size in mine:
                 boxes.append([y / height, x / width, (y + size) / height, (x + size) / width])
                 index.append(img)
-            for x0, y0, x1, y1 in self.hint_boxes:
+            for x0, y0, x1, y1 in faces:
                 boxes.append([y0, x0, y1, x1])
                 index.append(img)
         return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(index, np.int32)
 
-    def _stage_logits(self, images: tf.Tensor) -> list[tf.Tensor]:
+    def _stage_logits(self, images: tf.Tensor, faces: np.ndarray) -> list[tf.Tensor]:
         x = (images - 127.5) / 128.0
         pyramid = self._pyramid(x)
         pnet = []
         for scale, p in pyramid:
-            keep = self._face_windows(scale, p.shape, x.shape)
+            keep = self._face_windows(faces, scale, p.shape, x.shape)
             pnet.append(tf.reshape(_margin_logit(p) * keep - 100.0 * (1.0 - keep), [-1]))
         per_stage = [tf.concat(pnet, 0) if pnet else tf.zeros([0])]
-        boxes, index = self._candidate_boxes(pyramid, x.shape)
+        boxes, index = self._candidate_boxes(pyramid, x.shape, faces)
         if len(boxes):
             r = self.rnet(tf.image.crop_and_resize(x, boxes, index, (24, 24)))[1]
             o = self.onet(tf.image.crop_and_resize(x, boxes, index, (48, 48)))[2]
             per_stage += [_margin_logit(r), _margin_logit(o)]
         return per_stage
 
-    def loss(self, images: tf.Tensor) -> tf.Tensor:
+    def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:
+        faces = _NO_FACES if faces is None else np.asarray(faces, np.float32).reshape(-1, 4)
         total = tf.constant(0.0)
-        for logits, target in zip(self._stage_logits(images), self.targets, strict=False):
+        for logits, target in zip(self._stage_logits(images, faces), self.targets, strict=False):
             total += tf.reduce_sum(tf.nn.relu(logits - target))
         return total / float(images.shape[0])
 
     def face_scores(self, images: tf.Tensor) -> tf.Tensor:
         """Highest O-Net face probability per image among windows that R-Net also accepts."""
         x = (images - 127.5) / 128.0
-        boxes, index = self._candidate_boxes(self._pyramid(x), x.shape)
+        boxes, index = self._candidate_boxes(self._pyramid(x), x.shape, _NO_FACES)
         batch = int(x.shape[0])
         if not len(boxes):
             return tf.zeros([batch])

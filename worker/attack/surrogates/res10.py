@@ -207,7 +207,7 @@ class Res10Surrogate(Surrogate):
     def face_scores(self, images: tf.Tensor) -> tf.Tensor:
         return tf.reduce_max(self.face_probs(images), axis=-1)
 
-    def loss(self, images: tf.Tensor) -> tf.Tensor:
+    def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:
         logits = self.logits(images)
         margin_logit = logits[..., 1] - logits[..., 0]
         hinge = tf.nn.relu(margin_logit - (self._threshold_logit - self.margin))
