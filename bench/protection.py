@@ -6,6 +6,10 @@ found on the original that it still finds on the protected image, after JPEG q85
 0.5x downscale; plus SSIM, PSNR, seconds per megapixel and peak RSS.
 
     .venv/bin/python -m bench.protection --out docs/benchmarks.md [--strengths 1,3,5] [--limit N]
+
+With ``--models PATH.toml`` (``[[detectors.models]]`` entries, as in config.toml) each strength
+gets two rows: built-in surrogates only (every declared model reported as an evaluator), and
+built-in + the declared surrogates (issue 8: what an operator's SCRFD/RetinaFace files add).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import platform
 import resource
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -123,36 +128,69 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
     parser.add_argument("--small", action="store_true", help="use shared/faces/small")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--models", default=None, metavar="PATH.toml",
+                        help="declared ONNX detectors: rows without and with their surrogates")
     args = parser.parse_args()
     args.argv = " ".join(
         f"{k} {v}" for k, v in [
             ("--strengths", args.strengths), ("--limit", args.limit or ""),
+            ("--models", args.models or ""),
         ] if v
-    ) + (" --small" if args.small else "")
+    ) + (" --small" if args.small else "") + (" --no-baseline" if args.no_baseline else "")
+    if args.models:
+        os.environ["DFB_CONFIG"] = str(Path(args.models).resolve())
 
     from worker.attack.engine import ProtectionEngine
-    from worker.attack.profiles import DEFAULT_STRENGTH
+    from worker.attack.profiles import DEFAULT_STRENGTH, profile_for
 
-    engine = ProtectionEngine()
+    setups = engine_setups(bool(args.models))
+    engines = {label: ProtectionEngine(surrogates, evaluators)
+               for label, (surrogates, evaluators) in setups.items()}
     images = photos(args.limit, args.small)
     rows = []
     if not args.no_baseline:
+        engine = next(iter(engines.values()))
         reports = [(rgb, noise_baseline(engine, rgb, DEFAULT_STRENGTH, i))
                    for i, (_, rgb) in enumerate(images)]
         rows.append((f"random noise, strength {DEFAULT_STRENGTH} budget", summarise(reports)))
     for level in (int(s) for s in args.strengths.split(",")):
-        reports = []
-        for name, rgb in images:
-            rep = engine.protect(rgb, level).report
-            reports.append((rgb, rep))
-            print(f"strength {level} {name}: ssim {rep['ssim']:.3f} {rep['seconds']:.1f}s "
-                  f"{rep['summary']}", flush=True)
-        rows.append((f"strength {level}", summarise(reports)))
-        text = render(rows, args, len(images))
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        for label, engine in engines.items():
+            profile = replace(profile_for(level), surrogates=setups[label][0])
+            reports = []
+            for name, rgb in images:
+                rep = engine.protect(rgb, profile).report
+                reports.append((rgb, rep))
+                print(f"strength {level}{label} {name}: ssim {rep['ssim']:.3f} "
+                      f"{rep['seconds']:.1f}s {rep['summary']}", flush=True)
+            rows.append((f"strength {level}{label}", summarise(reports)))
+            text = render(rows, args, len(images))
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text)
     print(render(rows, args, len(images)))
     return 0
+
+
+def engine_setups(with_models: bool) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Row label suffix -> (surrogates, evaluators). With declared models: the built-in
+    surrogates alone (declared models all evaluators), then with the declared surrogates."""
+    from worker import models
+    from worker.attack.profiles import (
+        EVALUATORS,
+        SURROGATES,
+        default_evaluators,
+        default_surrogates,
+    )
+
+    if not with_models:
+        return {"": (default_surrogates(), default_evaluators())}
+    declared = tuple(models.declared_models())
+    extra = models.declared_names("surrogate")
+    if not extra:
+        raise SystemExit("--models declares no model with role = \"surrogate\"")
+    return {
+        ", built-in surrogates": (SURROGATES, EVALUATORS + declared),
+        f", + {' + '.join(extra)} as surrogate": (default_surrogates(), default_evaluators()),
+    }
 
 
 if __name__ == "__main__":

@@ -30,3 +30,79 @@ def fast_engine():
     from worker.attack.engine import ProtectionEngine
 
     return ProtectionEngine(surrogates=("blazeface_full", "res10_ssd"), evaluators=("haar",))
+
+
+# --- The service: real Redis, a real arq worker subprocess (issue 3) -----------------------------
+
+#: Redis database the service tests own (flushed before and after each test that asks for it).
+REDIS_TEST_DB = int(os.environ.get("DFB_TEST_REDIS_DB", "15"))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the test database: on 127.0.0.1:6379 when it answers, else on a private
+    ``redis-server`` started for this session (see ``common.redis_server``)."""
+    from common.redis_server import DEFAULT_URL, ping, start_local
+
+    if ping(DEFAULT_URL):
+        return f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
+    return start_local().url.rsplit("/", 1)[0] + f"/{REDIS_TEST_DB}"
+
+
+@pytest.fixture
+def redis_db(redis_url: str):
+    """The test database, empty at the start and the end of the test; yields its URL."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield redis_url
+    client.flushdb()
+    client.close()
+
+
+class ServiceWorker:
+    """A ``python -m worker run`` subprocess on the test database (test engine, fast queue)."""
+
+    def __init__(self, redis_url: str, log) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.redis_url, self.log = redis_url, log
+        env = {**os.environ, "REDIS_URL": redis_url, "DFB_ENGINE": "test",
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "run", "--queue", "fast"], env=env,
+            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+        )
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while "worker ready" not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.output()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.process.terminate()
+        return self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def service_worker(redis_url: str, tmp_path_factory):
+    """One running worker for the whole session (models loaded once); serves jobs enqueued on
+    ``redis_url`` (use ``redis_db`` in the test too, for a clean database)."""
+    with open(tmp_path_factory.mktemp("worker") / "worker.log", "w+b") as log:
+        worker = ServiceWorker(redis_url, log)
+        try:
+            worker.wait_ready()
+            yield worker
+        finally:
+            worker.stop()

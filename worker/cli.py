@@ -1,4 +1,6 @@
-"""Command line: ``python -m worker protect [INPUT] -o OUTPUT [-s 1..5] [--report REPORT.json]``.
+"""Command line: ``python -m worker protect [INPUT] -o OUTPUT [-s 1..5] [--report REPORT.json]``;
+``python -m worker [run] [--queue fast|slow] [--burst]`` runs the queue worker;
+``python -m worker filters [--sheet OUT.jpg [INPUT]]`` / ``filter NAME [INPUT] -o OUT.png``.
 
 Without INPUT, protects a sample photo that ships in a package (scikit-image's public-domain
 NASA portrait ``astronaut``), so the engine can be tried on a fresh machine with no files.
@@ -28,7 +30,12 @@ def default_strength() -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")  # no command: `run`
+    parser.set_defaults(queue="fast", burst=False)
+    run = sub.add_parser("run", help="run the queue worker (the default command)")
+    run.add_argument("--queue", choices=("fast", "slow"), default="fast",
+                     help="which queue to serve: fast (protection) or slow (clips)")
+    run.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     protect = sub.add_parser("protect", help="protect one photo and write a lossless PNG")
     protect.add_argument("input", nargs="?", help="image file (default: the packaged sample)")
     protect.add_argument("-o", "--output", default="out/protected.png", help="output PNG path")
@@ -37,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="protection strength (default: config.toml, 3)")
     protect.add_argument("--report", help="write the verification report as JSON here")
     protect.add_argument("--seed", type=int, default=0, help="random seed (deterministic output)")
+    protect.add_argument("--filter", help="apply this filter first (names: `filters`)")
+    from worker.filters.commands import add_commands  # `filters`, `filter` (issue 4)
+
+    add_commands(sub)
     return parser
 
 
@@ -59,9 +70,19 @@ def protect_command(args: argparse.Namespace) -> int:
     except ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    rgb = decoded.rgb
+    if args.filter:  # issue 4: filter first, so the protection is computed on what is sent
+        from worker import filters
+
+        try:
+            rgb = filters.apply(args.filter, rgb)
+        except filters.UnknownFilterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     engine = ProtectionEngine()
-    result = engine.protect(decoded.rgb, args.strength, seed=args.seed)
-    report = {"input": args.input or SAMPLE_NAME, "notes": list(decoded.notes), **result.report}
+    result = engine.protect(rgb, args.strength, seed=args.seed)
+    report = {"input": args.input or SAMPLE_NAME, "notes": list(decoded.notes),
+              "filter": args.filter, **result.report}
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(encode_png(result.image))
@@ -92,6 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
+    if args.command in (None, "run"):
+        from worker.service import run
+
+        logging.getLogger("worker.service").setLevel(logging.INFO)  # arq's INFO lines show args
+        return run(args.queue, burst=args.burst)
     if args.command == "protect":
         return protect_command(args)
+    if args.command in ("filters", "filter"):
+        from worker.filters.commands import run as filter_command
+
+        return filter_command(args)
     return 2

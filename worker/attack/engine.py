@@ -21,7 +21,7 @@ import tensorflow as tf
 from worker.attack import surrogates as surrogate_plugins
 from worker.attack.eot import random_eot
 from worker.attack.masks import budget_map
-from worker.attack.profiles import EVALUATORS, SURROGATES, Profile, profile_for
+from worker.attack.profiles import Profile, default_evaluators, default_surrogates, profile_for
 from worker.attack.verify import Verifier, distinct_faces
 from worker.detectors.base import Face
 
@@ -44,9 +44,12 @@ class ProtectionEngine:
 
     def __init__(
         self,
-        surrogates: tuple[str, ...] = SURROGATES,
-        evaluators: tuple[str, ...] = EVALUATORS,
+        surrogates: tuple[str, ...] | None = None,
+        evaluators: tuple[str, ...] | None = None,
     ) -> None:
+        """``None``: the default sets, built-ins plus the models config.toml declares."""
+        surrogates = default_surrogates() if surrogates is None else surrogates
+        evaluators = default_evaluators() if evaluators is None else evaluators
         self.surrogates = {name: surrogate_plugins.load(name) for name in surrogates}
         self._eot = tf.function(random_eot, reduce_retracing=True)
         self.verifier = Verifier(surrogates=surrogates, evaluators=evaluators)
@@ -118,30 +121,48 @@ class ProtectionEngine:
         rng = tf.random.Generator.from_seed(seed)
         base = tf.constant(work[None].astype(np.float32))
         limit = tf.constant(budget[None])
-        delta = tf.zeros_like(base)
-        velocity = tf.zeros_like(base)
+        height, width = work.shape[:2]
+        low = tuple(max(1, round(side * profile.delta_scale)) for side in (height, width))
+        low_limit = tf.image.resize(limit, low, "area") if low != (height, width) else limit
+        low_limit = low_limit[..., : profile.channels]
+        delta = tf.zeros([1, *low, profile.channels])
+        velocity = tf.zeros_like(delta)
         active = [self.surrogates[name] for name in profile.surrogates]
+        quiet = 0
         for step in range(profile.steps):
             clean = step % profile.clean_every == 0
             with tf.GradientTape() as tape:
                 tape.watch(delta)
-                adv = tf.clip_by_value(base + delta, 0.0, 255.0)
+                full = self._upsample(delta, limit)
+                adv = tf.clip_by_value(base + full, 0.0, 255.0)
                 if not clean:
                     adv = self._eot(
                         adv, rng, jpeg=profile.eot_jpeg, scale=profile.eot_scale,
                         blur_sigma=profile.eot_blur, shift=profile.eot_shift,
                     )
             seen = _balanced_gradient(active, adv, hints)
+            if progress:
+                progress(0.05 + 0.85 * (step + 1) / profile.steps)
             if seen is None:  # every surrogate is already below its threshold by the margin
+                quiet += 1
+                if quiet >= profile.patience:
+                    break
                 continue
+            quiet = 0
             grad = tape.gradient(adv, delta, output_gradients=seen)
             grad = grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
             velocity = profile.momentum * velocity + grad
-            delta = delta - profile.step_size * (limit / profile.eps) * tf.sign(velocity)
-            delta = tf.clip_by_value(delta, -limit, limit)
-            if progress:
-                progress(0.05 + 0.85 * (step + 1) / profile.steps)
-        return delta[0].numpy()
+            delta = delta - profile.step_size * (low_limit / profile.eps) * tf.sign(velocity)
+            delta = tf.clip_by_value(delta, -low_limit, low_limit)
+        return self._upsample(delta, limit)[0].numpy()
+
+    @staticmethod
+    def _upsample(delta: tf.Tensor, limit: tf.Tensor) -> tf.Tensor:
+        """The perturbation at the working size (bilinear from a low-resolution one), in budget."""
+        if delta.shape[1:3] != limit.shape[1:3]:
+            delta = tf.clip_by_value(tf.image.resize(delta, limit.shape[1:3], "bilinear"),
+                                     -limit, limit)
+        return delta * tf.ones_like(limit)  # broadcasts a grey perturbation to R, G, B
 
 
 def _balanced_gradient(active: list, image: tf.Tensor, faces: np.ndarray) -> tf.Tensor | None:

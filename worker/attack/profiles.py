@@ -34,6 +34,9 @@ class Profile:
     texture_floor: float = 0.6     # budget fraction kept on perfectly flat regions
     surrogates: tuple[str, ...] = field(default=SURROGATES)
     margin: float = 2.0            # logits below each detector's threshold by this much
+    delta_scale: float = 1.0       # resolution of the perturbation relative to the working copy
+    channels: int = 3              # 1: one grey perturbation for R, G and B (no colour blotches)
+    patience: int = 3              # stop after this many steps in a row with every loss at 0
 
 
 STRENGTHS: dict[int, Profile] = {
@@ -52,8 +55,25 @@ TEST_PROFILE = replace(
 )
 
 
+def default_surrogates() -> tuple[str, ...]:
+    """Built-in surrogates plus the models config.toml declares with role "surrogate"."""
+    from worker import models
+
+    return SURROGATES + models.declared_names("surrogate")
+
+
+def default_evaluators() -> tuple[str, ...]:
+    """Built-in evaluators plus the models config.toml declares with role "evaluator"."""
+    from worker import models
+
+    return EVALUATORS + models.declared_names("evaluator")
+
+
 def profile_for(strength: int) -> Profile:
-    """Profile of strength level 1..5 (``ValueError`` otherwise)."""
+    """Profile of strength level 1..5 (``ValueError`` otherwise), optimising against
+    ``default_surrogates()`` (the operator's declared surrogate models included)."""
     if strength not in STRENGTHS:
         raise ValueError(f"strength must be 1..5, got {strength!r}")
-    return STRENGTHS[strength]
+    profile = STRENGTHS[strength]
+    surrogates = default_surrogates()
+    return profile if surrogates == profile.surrogates else replace(profile, surrogates=surrogates)

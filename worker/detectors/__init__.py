@@ -30,10 +30,15 @@ PLUGINS: dict[str, str] = {
 
 @cache
 def load(name: str) -> Detector:
-    """Return the process-wide instance of detector ``name``."""
-    try:
-        target = PLUGINS[name]
-    except KeyError:
-        raise KeyError(f"unknown detector {name!r}; known: {', '.join(PLUGINS)}") from None
-    module, cls = target.split(":")
+    """Return the process-wide instance of detector ``name`` (a built-in plugin, or a model
+    declared in config.toml's ``[[detectors.models]]``, see ``worker.models``)."""
+    if name not in PLUGINS:
+        from worker import models
+
+        declared = models.declared_detector(name)
+        if declared is None:
+            known = [*PLUGINS, *models.declared_models()]
+            raise KeyError(f"unknown detector {name!r}; known: {', '.join(known)}")
+        return declared
+    module, cls = PLUGINS[name].split(":")
     return getattr(importlib.import_module(module), cls)()

@@ -20,10 +20,15 @@ PLUGINS: dict[str, str] = {
 
 @cache
 def load(name: str) -> Surrogate:
-    """Return the process-wide instance of surrogate ``name``."""
-    try:
-        target = PLUGINS[name]
-    except KeyError:
-        raise KeyError(f"unknown surrogate {name!r}; known: {', '.join(PLUGINS)}") from None
-    module, cls = target.split(":")
+    """Return the process-wide instance of surrogate ``name`` (a built-in rebuild, or a model
+    declared in config.toml's ``[[detectors.models]]``, run by ``worker.models.surrogate``)."""
+    if name not in PLUGINS:
+        from worker import models
+
+        declared = models.declared_surrogate(name)
+        if declared is None:
+            known = [*PLUGINS, *models.declared_models()]
+            raise KeyError(f"unknown surrogate {name!r}; known: {', '.join(known)}")
+        return declared
+    module, cls = PLUGINS[name].split(":")
     return getattr(importlib.import_module(module), cls)()

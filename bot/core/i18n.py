@@ -1,0 +1,259 @@
+"""Message catalogues (English, Korean): stable keys → format strings, one place for both bots.
+
+``language(code)`` maps a platform locale (Telegram ``language_code`` such as ``"ko"`` or
+``"en-US"``, Discord ``"ko"``) to a catalogue; anything unknown falls back to English. ``text``
+formats a message; a key missing from a catalogue falls back to English too (tests check that
+both catalogues have the same keys and placeholders).
+"""
+
+from __future__ import annotations
+
+DEFAULT = "en"
+
+EN: dict[str, str] = {
+    # Commands and help.
+    "start": (
+        "Hi! I protect your photos from deepfake tools.\n\n"
+        "Send me a photo with a face. I send it back looking the same to people, but the face "
+        "detectors that deepfake tools start with no longer find the face, also after the "
+        "photo is re-compressed or resized.\n\n"
+        "Tip: send the photo as a file (📎 → File) to keep full quality; photos sent the "
+        "normal way are compressed by Telegram first.\n\n"
+        "/strength — how strong the protection is (1..5)\n/privacy — what I keep\n"
+        "/forget — delete everything about you"
+    ),
+    "help": (
+        "Send a photo (or an image file up to {max_mb} MB). You get back:\n"
+        "• the protected image as a lossless PNG file: save and share this one,\n"
+        "• a before/after preview,\n"
+        "• a report: which face detectors still find a face, and the image quality (SSIM, "
+        "1.0 = identical).\n\n"
+        "Buttons under the result redo the same photo weaker or stronger.\n"
+        "Sending the photo as a file keeps full quality.\n\n"
+        "/strength N — default strength 1 (subtle) .. 5 (strongest), now {strength}\n"
+        "/privacy — what I keep · /forget — delete everything about you"
+    ),
+    "privacy": (
+        "What I keep:\n"
+        "• your last photo, in memory (Redis) only, for the weaker/stronger buttons: deleted "
+        "after {photo_minutes} minutes;\n"
+        "• your strength setting: deleted {settings_days} days after you last use me;\n"
+        "• a counter for the hourly limit: deleted after one hour.\n"
+        "Photos are never written to disk, and your Telegram id is stored only as a keyed hash. "
+        "Results are deleted from the queue minutes after delivery.\n\n"
+        "/forget deletes all of it now."
+    ),
+    "forgot": "Done: everything I kept about you is deleted.",
+    "cmd_start": "What this bot does",
+    "cmd_help": "How to use it",
+    "cmd_strength": "Default protection strength (1..5)",
+    "cmd_privacy": "What is kept, and for how long",
+    "cmd_forget": "Delete everything about you now",
+    "strength_current": "Your strength is {level} (1 = subtle .. 5 = strongest). Choose:",
+    "strength_set": "Strength set to {level}. Send a photo.",
+    "strength_invalid": (
+        "Strength must be a whole number from 1 (subtle) to 5 (strongest), for example "
+        "/strength 3."
+    ),
+    "send_photo": "Send me a photo (or an image file) to protect it.",
+    "unknown_command": "I don't know that command. /help lists what I can do.",
+    # Input checks before anything is queued.
+    "not_an_image_document": (
+        "This file is not an image. Send a photo, or an image file (JPEG, PNG, WebP, GIF, BMP, "
+        "TIFF)."
+    ),
+    "too_big": (
+        "This file is larger than {max_mb} MB, the most a bot can download from Telegram. "
+        "Send a smaller image, or the photo the normal way."
+    ),
+    "send_again": "That photo has expired from my memory (privacy). Please send it again.",
+    # Limits.
+    "one_at_a_time": "I'm still working on your previous photo: one at a time, please.",
+    "busy": "I'm very busy right now. Please try again in a minute.",
+    "quota": "You've reached the limit of {limit} photos per hour. Try again in {minutes} min.",
+    # Status message (edited as the job moves).
+    "status_received": "📥 Got it…",
+    "status_queued": "⏳ In the queue (place {position})…",
+    "status_waiting": "⏳ In the queue…",
+    "status_protecting": "🛡 Protecting… {percent}%",
+    "status_verifying": "🔍 Checking with face detectors… {percent}%",
+    "status_done": "✅ Done in {seconds} s",
+    "status_failed": "❌ Failed",
+    # Result.
+    "preview_caption": "Before | after (preview only: keep the PNG file)",
+    "button_weaker": "◀ Weaker ({level})",
+    "button_stronger": "Stronger ({level}) ▶",
+    "result_too_big": (
+        "The protected PNG is larger than 50 MB, more than a bot may send. Please send a smaller "
+        "photo."
+    ),
+    "cap_no_face": "No face found on the original, so there was nothing to hide.",
+    "cap_hidden_all": (
+        "Faces hidden from {hidden}/{total} {group}, also after JPEG re-save and downscale."
+    ),
+    "cap_hidden_some": (
+        "Faces hidden from {hidden}/{total} {group}; after JPEG re-save {jpeg}/{total}, "
+        "after downscale {half}/{total}."
+    ),
+    "group_evaluator": "independent detectors",
+    "group_surrogate": "targeted detectors",
+    "cap_still_found": "⚠ Still found by: {names}. Try a stronger level.",
+    "cap_quality": "SSIM {ssim} · strength {strength} · {seconds} s",
+    # Decode notes.
+    "note_animated_first_frame": "Animated image: only the first frame was protected.",
+    "note_multipage_first_page": "Multi-page image: only the first page was protected.",
+    "note_exif_rotated": "The photo was turned upright using its orientation tag.",
+    "note_cmyk_converted": "CMYK colours were converted to RGB.",
+    "note_16bit_reduced": "16-bit colour was reduced to 8-bit.",
+    "note_grayscale_expanded": "Grayscale image, returned as RGB.",
+    "note_palette_converted": "Palette image, returned as full colour.",
+    "note_alpha_flattened": "Transparency was flattened onto white.",
+    "note_icc_converted": "The colour profile was applied (the result is plain sRGB).",
+    # Job errors (ProtectResult.error codes).
+    "error_empty": "The file is empty (0 bytes). Please send the photo again.",
+    "error_not_an_image": "This file is not an image I can read. Send a JPEG, PNG or WebP photo.",
+    "error_unsupported_format": (
+        "I can't read this image format (e.g. HEIC, SVG, PDF or video). Send it as JPEG or PNG "
+        "(on iPhone: send it the normal way, not as a file)."
+    ),
+    "error_truncated": "The image is incomplete (it ends early). Please send it again.",
+    "error_corrupt": "The image data is damaged and can't be read. Please try another file.",
+    "error_too_many_pixels": (
+        "The image is too large (more than 50 megapixels). Please send a smaller version."
+    ),
+    "error_too_small": "The image is too small to protect.",
+    "error_internal": "Something went wrong while protecting this photo. Please try again later.",
+    "error_timeout": "This took too long and was stopped. Please try again later.",
+    "error_generic": "Sorry, something went wrong on my side. Please try again.",
+}
+
+KO: dict[str, str] = {
+    "start": (
+        "안녕하세요! 사진을 딥페이크 도구로부터 보호해 드립니다.\n\n"
+        "얼굴이 있는 사진을 보내 주세요. 사람 눈에는 똑같아 보이지만, 딥페이크 도구가 처음에 "
+        "사용하는 얼굴 검출기가 더 이상 얼굴을 찾지 못하는 사진으로 돌려드립니다. 사진이 다시 "
+        "압축되거나 크기가 바뀌어도 마찬가지입니다.\n\n"
+        "팁: 사진을 파일로 보내면(📎 → 파일) 원본 화질이 유지됩니다. 일반 사진으로 보내면 "
+        "텔레그램이 먼저 압축합니다.\n\n"
+        "/strength — 보호 강도 (1..5)\n/privacy — 보관하는 정보\n/forget — 내 정보 모두 삭제"
+    ),
+    "help": (
+        "사진(또는 {max_mb}MB 이하의 이미지 파일)을 보내 주세요. 다음을 보내 드립니다:\n"
+        "• 보호된 이미지(무손실 PNG 파일): 이 파일을 저장하고 공유하세요.\n"
+        "• 보호 전/후 미리보기\n"
+        "• 보고서: 아직 얼굴을 찾는 검출기와 화질(SSIM, 1.0 = 동일)\n\n"
+        "결과 아래 버튼으로 같은 사진을 더 약하게 또는 더 강하게 다시 보호할 수 있습니다.\n"
+        "사진을 파일로 보내면 원본 화질이 유지됩니다.\n\n"
+        "/strength N — 기본 강도 1(약함) .. 5(가장 강함), 현재 {strength}\n"
+        "/privacy — 보관하는 정보 · /forget — 내 정보 모두 삭제"
+    ),
+    "privacy": (
+        "보관하는 정보:\n"
+        "• 마지막 사진: 약하게/강하게 버튼을 위해 메모리(Redis)에만 보관하며 {photo_minutes}분 "
+        "후 삭제됩니다.\n"
+        "• 강도 설정: 마지막 사용 후 {settings_days}일이 지나면 삭제됩니다.\n"
+        "• 시간당 한도 카운터: 1시간 후 삭제됩니다.\n"
+        "사진은 디스크에 저장되지 않으며, 텔레그램 ID는 키가 있는 해시로만 저장됩니다. "
+        "결과는 전달 후 몇 분 안에 대기열에서 삭제됩니다.\n\n"
+        "/forget 으로 지금 모두 삭제할 수 있습니다."
+    ),
+    "forgot": "완료: 보관하던 내 정보를 모두 삭제했습니다.",
+    "cmd_start": "이 봇이 하는 일",
+    "cmd_help": "사용 방법",
+    "cmd_strength": "기본 보호 강도 (1..5)",
+    "cmd_privacy": "보관하는 정보와 기간",
+    "cmd_forget": "내 정보 지금 모두 삭제",
+    "strength_current": "현재 강도는 {level}입니다 (1 = 약함 .. 5 = 가장 강함). 선택하세요:",
+    "strength_set": "강도를 {level}(으)로 설정했습니다. 사진을 보내 주세요.",
+    "strength_invalid": "강도는 1(약함)부터 5(가장 강함)까지의 정수여야 합니다. 예: /strength 3",
+    "send_photo": "보호할 사진(또는 이미지 파일)을 보내 주세요.",
+    "unknown_command": "알 수 없는 명령입니다. /help 에서 사용할 수 있는 명령을 확인하세요.",
+    "not_an_image_document": (
+        "이미지 파일이 아닙니다. 사진이나 이미지 파일(JPEG, PNG, WebP, GIF, BMP, TIFF)을 보내 "
+        "주세요."
+    ),
+    "too_big": (
+        "파일이 {max_mb}MB보다 큽니다. 봇은 텔레그램에서 이보다 큰 파일을 받을 수 없습니다. "
+        "더 작은 이미지를 보내거나 일반 사진으로 보내 주세요."
+    ),
+    "send_again": "개인정보 보호를 위해 그 사진은 이미 삭제되었습니다. 사진을 다시 보내 주세요.",
+    "one_at_a_time": "이전 사진을 아직 처리하고 있습니다. 한 번에 한 장씩 보내 주세요.",
+    "busy": "지금은 요청이 많습니다. 1분 후에 다시 시도해 주세요.",
+    "quota": "시간당 {limit}장 한도에 도달했습니다. {minutes}분 후에 다시 시도해 주세요.",
+    "status_received": "📥 받았습니다…",
+    "status_queued": "⏳ 대기 중 ({position}번째)…",
+    "status_waiting": "⏳ 대기 중…",
+    "status_protecting": "🛡 보호 중… {percent}%",
+    "status_verifying": "🔍 얼굴 검출기로 확인 중… {percent}%",
+    "status_done": "✅ {seconds}초 만에 완료",
+    "status_failed": "❌ 실패",
+    "preview_caption": "보호 전 | 후 (미리보기입니다: PNG 파일을 보관하세요)",
+    "button_weaker": "◀ 더 약하게 ({level})",
+    "button_stronger": "더 강하게 ({level}) ▶",
+    "result_too_big": (
+        "보호된 PNG가 50MB보다 커서 봇이 보낼 수 없습니다. 더 작은 사진을 보내 주세요."
+    ),
+    "cap_no_face": "원본에서 얼굴을 찾지 못했으므로 숨길 것이 없었습니다.",
+    "cap_hidden_all": (
+        "{group} {total}개 중 {hidden}개에서 얼굴이 숨겨졌습니다. JPEG 재저장과 축소 후에도 "
+        "마찬가지입니다."
+    ),
+    "cap_hidden_some": (
+        "{group} {total}개 중 {hidden}개에서 얼굴이 숨겨졌습니다. JPEG 재저장 후 {jpeg}/{total}, "
+        "축소 후 {half}/{total}."
+    ),
+    "group_evaluator": "독립 검출기",
+    "group_surrogate": "대상 검출기",
+    "cap_still_found": "⚠ 아직 얼굴을 찾는 검출기: {names}. 더 강한 단계를 시도해 보세요.",
+    "cap_quality": "SSIM {ssim} · 강도 {strength} · {seconds}초",
+    "note_animated_first_frame": "움직이는 이미지: 첫 프레임만 보호했습니다.",
+    "note_multipage_first_page": "여러 페이지 이미지: 첫 페이지만 보호했습니다.",
+    "note_exif_rotated": "방향 태그에 따라 사진을 바로 세웠습니다.",
+    "note_cmyk_converted": "CMYK 색상을 RGB로 변환했습니다.",
+    "note_16bit_reduced": "16비트 색상을 8비트로 줄였습니다.",
+    "note_grayscale_expanded": "흑백 이미지를 RGB로 돌려드립니다.",
+    "note_palette_converted": "팔레트 이미지를 풀 컬러로 돌려드립니다.",
+    "note_alpha_flattened": "투명한 부분을 흰색 배경으로 합쳤습니다.",
+    "note_icc_converted": "색 프로필을 적용했습니다 (결과는 일반 sRGB입니다).",
+    "error_empty": "파일이 비어 있습니다 (0바이트). 사진을 다시 보내 주세요.",
+    "error_not_an_image": "읽을 수 있는 이미지가 아닙니다. JPEG, PNG 또는 WebP 사진을 보내 주세요.",
+    "error_unsupported_format": (
+        "이 이미지 형식(HEIC, SVG, PDF, 동영상 등)은 읽을 수 없습니다. JPEG나 PNG로 보내 주세요 "
+        "(아이폰에서는 파일이 아닌 일반 사진으로 보내 주세요)."
+    ),
+    "error_truncated": "이미지가 완전하지 않습니다 (중간에 끊겼습니다). 다시 보내 주세요.",
+    "error_corrupt": "이미지 데이터가 손상되어 읽을 수 없습니다. 다른 파일로 시도해 주세요.",
+    "error_too_many_pixels": (
+        "이미지가 너무 큽니다 (5천만 화소 초과). 더 작은 이미지를 보내 주세요."
+    ),
+    "error_too_small": "이미지가 너무 작아서 보호할 수 없습니다.",
+    "error_internal": "사진을 보호하는 중 문제가 생겼습니다. 나중에 다시 시도해 주세요.",
+    "error_timeout": "시간이 너무 오래 걸려 중단되었습니다. 나중에 다시 시도해 주세요.",
+    "error_generic": "죄송합니다. 문제가 생겼습니다. 다시 시도해 주세요.",
+}
+
+CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "ko": KO}
+
+
+def language(code: str | None) -> str:
+    """The catalogue for a platform locale (``"ko"``, ``"ko-KR"``, ``"en-US"``…); else English."""
+    base = (code or "").replace("_", "-").split("-")[0].lower()
+    return base if base in CATALOGUES else DEFAULT
+
+
+def text(lang: str, key: str, **values: object) -> str:
+    """The message ``key`` in ``lang`` (English when missing), formatted with ``values``."""
+    template = CATALOGUES.get(lang, EN).get(key) or EN[key]
+    return template.format(**values) if values else template
+
+
+def error_text(lang: str, code: str | None) -> str:
+    """The user message for a ``ProtectResult.error`` code (unknown codes: a generic one)."""
+    key = f"error_{code}"
+    return text(lang, key if key in EN else "error_internal")
+
+
+def note_text(lang: str, note: str) -> str | None:
+    """The user message for a decode note, or None for notes not worth mentioning."""
+    key = f"note_{note}"
+    return text(lang, key) if key in EN else None
