@@ -8,8 +8,10 @@
 FROM python:3.11-slim
 ARG TF_VARIANT=cpu
 ENV PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
-# redis-server only for the all-in-one `python -m bot` without REDIS_URL (compose uses its own).
+# redis-server only for the all-in-one `python -m bot` without REDIS_URL (compose uses its own);
+# fonts for the contact sheet's and the deepfake clip's captions (Hangul: fonts-nanum).
 RUN apt-get update && apt-get install -y --no-install-recommends redis-server \
+    fonts-dejavu-core fonts-nanum \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./

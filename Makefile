@@ -29,6 +29,7 @@ bench: venv
 	$(PY) -m bench.protection --out docs/benchmarks.md
 	$(PY) -m bench.queue --out docs/benchmarks.md
 	$(PY) -m bench.filters --out docs/benchmarks.md
+	$(PY) -m bench.clip --strengths 3,5 --out docs/benchmarks.md
 
 lint: venv
 	$(PY) -m ruff check .

@@ -17,9 +17,12 @@ from redis.exceptions import WatchError
 from common import jobs
 from common.config import load
 from common.jobs import (
+    CLIP,
     FAST_QUEUE,
     PROTECT,
     VARIANTS,
+    ClipRequest,
+    ClipResult,
     Progress,
     ProtectRequest,
     ProtectResult,
@@ -28,10 +31,12 @@ from common.jobs import (
 )
 
 OnUpdate = Callable[[int | None, Progress | None], Awaitable[None]]
-Request = ProtectRequest | VariantsRequest
-Result = ProtectResult | VariantsResult
+Request = ProtectRequest | VariantsRequest | ClipRequest
+Result = ProtectResult | VariantsResult | ClipResult
 #: The result message of each job kind.
-RESULT_OF: dict[str, type[Result]] = {PROTECT: ProtectResult, VARIANTS: VariantsResult}
+RESULT_OF: dict[str, type[Result]] = {
+    PROTECT: ProtectResult, VARIANTS: VariantsResult, CLIP: ClipResult,
+}
 
 #: Seconds a wake-up token for idle workers lives (any idle worker takes it at once).
 WAKE_TTL_S = 60

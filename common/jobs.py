@@ -187,9 +187,39 @@ class VariantsResult(_Result):
 
 
 @dataclass(frozen=True)
+class ClipRequest(_Message):
+    """Make the deepfake comparison clip of a photo (issue 5): the worker protects ``image`` at
+    ``strength`` and runs one face-swap pipeline on the original and on the protected photo."""
+
+    kind: ClassVar[str] = CLIP
+    request_id: str
+    image: bytes
+    strength: int = 3
+    locale: str | None = None      # "ko…" captions the clip in Korean where a font allows
+    seed: int = 0
+    test_profile: bool = False     # the fast test profile instead of ``strength`` (tests only)
+
+
+@dataclass(frozen=True)
+class ClipResult(_Result):
+    """The outcome of a ``ClipRequest``: ``video`` is an H.264 MP4 (original | protected);
+    ``report`` says per side whether a face was found and the identity distances
+    (``worker.faceswap.clip.Clip.report``). ``error`` codes are those of ``ProtectResult``."""
+
+    kind: ClassVar[str] = "clip_result"
+    request_id: str
+    video: bytes = b""
+    report: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    width: int = 0                 # of the video
+    height: int = 0
+    seconds: float = 0.0           # duration of the video
+
+
+@dataclass(frozen=True)
 class Progress:
     """What a job is doing now: ``stage`` in {queued, decoding, protecting, verifying, done,
-    failed} and ``fraction`` 0..1 of the whole job."""
+    failed} (clips also: extracting, swapping, rendering) and ``fraction`` 0..1 of the job."""
 
     stage: str
     fraction: float = 0.0

@@ -62,9 +62,9 @@ def redis_db(redis_url: str):
 
 
 class ServiceWorker:
-    """A ``python -m worker run`` subprocess on the test database (test engine, fast queue)."""
+    """A ``python -m worker run`` subprocess on the test database (test engine, ``queue``)."""
 
-    def __init__(self, redis_url: str, log) -> None:
+    def __init__(self, redis_url: str, log, queue: str = "fast") -> None:
         import subprocess
         import sys
         from pathlib import Path
@@ -73,7 +73,7 @@ class ServiceWorker:
         env = {**os.environ, "REDIS_URL": redis_url, "DFB_ENGINE": "test",
                "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run", "--queue", "fast"], env=env,
+            [sys.executable, "-m", "worker", "run", "--queue", queue], env=env,
             stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
         )
 

@@ -257,6 +257,13 @@ class FakeTelegram:
         size = {**self.add_file(call.files["photo"], "photos/sent"), "width": 1, "height": 1}
         return self._bot_message(call, photo=[size], caption=call.params.get("caption", ""))
 
+    async def _m_sendVideo(self, call: Call) -> dict[str, Any]:
+        video = {**self.add_file(call.files["video"], "videos/sent"),
+                 "width": int(call.params.get("width", 1)),
+                 "height": int(call.params.get("height", 1)),
+                 "duration": int(call.params.get("duration", 0)), "mime_type": "video/mp4"}
+        return self._bot_message(call, video=video, caption=call.params.get("caption", ""))
+
     async def _m_answerCallbackQuery(self, call: Call) -> bool:
         return True
 

@@ -128,8 +128,7 @@ def test_default_sets_add_declared_models_by_role(monkeypatch, model_file: Path)
     monkeypatch.setenv("DFB_CONFIG", str(config))
     assert profiles.default_surrogates() == (*profiles.SURROGATES, "extra_surrogate")
     assert profiles.default_evaluators() == (*profiles.EVALUATORS, "extra_evaluator")
-    assert profiles.profile_for(3).surrogates == (*profiles.SURROGATES, "extra_surrogate")
-    assert profiles.STRENGTHS[3].surrogates == profiles.SURROGATES
+    assert profiles.profile_for(3).surrogates == ()  # the engine's whole set
 
 
 @needs_yunet

@@ -109,7 +109,7 @@ async def test_start_up_registers_commands_in_both_languages(bot, fake: FakeTele
     calls = fake.calls_to("setMyCommands")
     assert {c.params.get("language_code") for c in calls} == {None, "ko"}
     names = [command["command"] for command in calls[0].params["commands"]]
-    assert names == ["start", "help", "strength", "privacy", "forget"]
+    assert names == ["start", "help", "strength", "filter", "clip", "privacy", "forget"]
 
 
 async def test_photo_is_protected_end_to_end(bot, fake: FakeTelegram, astronaut, photo_sizes

@@ -1,6 +1,7 @@
 """Command line: ``python -m worker protect [INPUT] -o OUTPUT [-s 1..5] [--report REPORT.json]``;
 ``python -m worker [run] [--queue fast|slow] [--burst]`` runs the queue worker;
-``python -m worker filters [--sheet OUT.jpg [INPUT]]`` / ``filter NAME [INPUT] -o OUT.png``.
+``python -m worker filters [--sheet OUT.jpg [INPUT]]`` / ``filter NAME [INPUT] -o OUT.png``;
+``python -m worker clip [INPUT] -o CLIP.mp4 [-s 1..5] [--lang ko]`` (deepfake comparison clip).
 
 Without INPUT, protects a sample photo that ships in a package (scikit-image's public-domain
 NASA portrait ``astronaut``), so the engine can be tried on a fresh machine with no files.
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     from worker.filters.commands import add_commands  # `filters`, `filter` (issue 4)
 
     add_commands(sub)
+    from worker.faceswap.commands import add_command as add_clip  # `clip` (issue 5)
+
+    add_clip(sub, default_strength())
     return parser
 
 
@@ -120,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.queue, burst=args.burst)
     if args.command == "protect":
         return protect_command(args)
+    if args.command == "clip":
+        from worker.faceswap.commands import run as clip_command
+
+        return clip_command(args)
     if args.command in ("filters", "filter"):
         from worker.filters.commands import run as filter_command
 

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from common.jobs import ProtectRequest, ProtectResult, VariantsRequest, VariantsResult
+from common.jobs import (
+    ClipRequest,
+    ClipResult,
+    ProtectRequest,
+    ProtectResult,
+    VariantsRequest,
+    VariantsResult,
+)
 from worker import filters
 from worker.attack.profiles import TEST_PROFILE
 from worker.filters import contact_sheet
@@ -85,6 +92,49 @@ def run_variants(request: VariantsRequest, progress: Progress | None = None) -> 
         notes=list(decoded.notes),
         width=decoded.rgb.shape[1],
         height=decoded.rgb.shape[0],
+    )
+
+
+def run_clip(
+    engine: ProtectionEngine, request: ClipRequest, progress: Progress | None = None,
+    *, detector: str | None = None,
+) -> ClipResult:
+    """Protect one photo, then make the deepfake comparison clip of the original and the
+    protected photo (issue 5). Bad input is a result with the ``run_protect`` error codes.
+    ``detector`` overrides ``[faceswap] detector``."""
+    from worker.faceswap.clip import make_clip
+    from worker.faceswap.settings import faceswap_config
+
+    report_progress = progress or (lambda stage, fraction: None)
+    report_progress("decoding", 0.02)
+    try:
+        decoded = decode_image(request.image)
+    except ImageError as exc:
+        log.info("request %s rejected: %s", request.request_id, exc.code)
+        return ClipResult(request.request_id, error=exc.code, error_detail=exc.message)
+    settings = faceswap_config()
+    report_progress("protecting", 0.05)
+    strength = TEST_PROFILE if request.test_profile else request.strength
+    protection = engine.protect(
+        decoded.rgb, strength, seed=request.seed,
+        progress=lambda f: report_progress("protecting", 0.05 + 0.45 * f),
+    )
+    clip = make_clip(
+        decoded.rgb, protection.image, locale=request.locale,
+        detector=detector or settings.detector,
+        swapper=settings.swapper,
+        progress=lambda stage, f: report_progress(stage, 0.5 + 0.5 * f),
+    )
+    protection_report = {"strength": request.strength, "test_profile": request.test_profile,
+                         **{k: protection.report.get(k) for k in ("ssim", "psnr")}}
+    return ClipResult(
+        request.request_id,
+        video=clip.video,
+        report={**clip.report(), "protection": protection_report, "notes": list(decoded.notes)},
+        notes=list(decoded.notes),
+        width=clip.width,
+        height=clip.height,
+        seconds=clip.frames / clip.fps,
     )
 
 

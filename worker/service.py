@@ -1,5 +1,5 @@
 """The arq worker service: ``settings_for("fast")`` (``protect``, ``variants``) and
-``settings_for("slow")`` (clips, issue 5), run by ``ServiceWorker``
+``settings_for("slow")`` (``clip``, issue 5), run by ``ServiceWorker``
 (``python -m worker run [--queue slow]``).
 
 Models load once per process (``on_startup``); each job's TensorFlow work runs in a one-thread
@@ -60,6 +60,16 @@ def build_engine() -> Any:
     if os.environ.get("DFB_ENGINE", "").lower() == "test":
         return ProtectionEngine(surrogates=("blazeface_full", "res10_ssd"), evaluators=("haar",))
     return ProtectionEngine()
+
+
+def preload_faceswap() -> None:
+    """Validate ``[faceswap]`` and load the clip's networks (a slow worker's start-up)."""
+    from worker.faceswap import models, target
+    from worker.faceswap.settings import faceswap_config
+
+    faceswap_config()
+    models.preload()
+    target.still_face()
 
 
 def backoff_s(job_try: int) -> float:
@@ -137,6 +147,11 @@ async def variants(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, An
     return await _serve(ctx, request, jobs.VariantsRequest, jobs.VariantsResult)
 
 
+async def clip(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """arq job (slow queue): one ``ClipRequest`` dict in, one ``ClipResult`` (MP4) out."""
+    return await _serve(ctx, request, jobs.ClipRequest, jobs.ClipResult)
+
+
 async def _serve(
     ctx: dict[str, Any], request: dict[str, Any], request_cls: type, result_cls: type
 ) -> dict[str, Any]:
@@ -154,6 +169,8 @@ async def _serve(
     relay = _ProgressRelay(ctx["redis"], req.request_id, config.worker.progress_ttl_s)
     if request_cls is jobs.ProtectRequest:  # TensorFlow: the engine's own thread
         executor, call = ctx["executor"], partial(work.run_protect, ctx["engine"], req)
+    elif request_cls is jobs.ClipRequest:  # protects first: the engine's thread too
+        executor, call = ctx["executor"], partial(work.run_clip, ctx["engine"], req)
     else:  # no TensorFlow: never waits behind an engine job
         executor, call = None, partial(work.run_variants, req)
     pump = asyncio.create_task(relay.pump())
@@ -209,9 +226,9 @@ def redis_settings(url: str | None = None) -> RedisSettings:
     return settings
 
 
-#: Jobs of the slow queue (deepfake comparison clips, issue 5). Empty until they exist: a slow
-#: worker then refuses to start with a clear message.
-SLOW_FUNCTIONS: list[Callable[..., Any]] = []
+#: Jobs of the slow queue: deepfake comparison clips (issue 5). A queue with no jobs refuses
+#: to start with a clear message.
+SLOW_FUNCTIONS: list[Callable[..., Any]] = [func(clip, name=jobs.CLIP)]
 
 
 def settings_for(queue: str, config: Config | None = None) -> type:
@@ -227,6 +244,8 @@ def settings_for(queue: str, config: Config | None = None) -> type:
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["config"] = config
         await startup(ctx)
+        if queue == "slow":  # the clip's dlib networks, and its config checked at start-up
+            await asyncio.get_running_loop().run_in_executor(ctx["executor"], preload_faceswap)
 
     return type(f"{queue.title()}WorkerSettings", (), {
         "__doc__": f"arq WorkerSettings of the {queue} queue.",

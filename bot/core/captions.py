@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.i18n import note_text, text
+from common.filters import NATURAL
+from common.filters import label as filter_label
 
 #: Detector names in the report → names people can look up.
 DISPLAY_NAMES = {
@@ -61,7 +63,8 @@ def still_found(report: dict[str, Any]) -> list[str]:
 def report_caption(
     lang: str, report: dict[str, Any], strength: int, notes: list[str] | tuple[str, ...] = ()
 ) -> str:
-    """The caption under a protected image: detectors, quality, strength, seconds, notes."""
+    """The caption under a protected image: detectors, quality, strength, seconds, the filter
+    applied before protection (``report["filter"]``, when not natural), notes."""
     lines: list[str] = []
     rows = list(report.get("detectors", {}).values())
     if not report.get("faces"):
@@ -77,6 +80,8 @@ def report_caption(
             strength=strength, seconds=_seconds(report.get("seconds")),
         )
     )
+    if (look := report.get("filter")) and look != NATURAL:
+        lines.append(text(lang, "cap_filter", name=filter_label(look, lang)))
     lines += [message for note in notes if (message := note_text(lang, note))]
     return "\n".join(lines)
 

@@ -26,7 +26,15 @@ from bot.core.limits import Limits
 from bot.core.status import OnStatus, StatusReporter
 from bot.core.store import UserStore, new_token
 from bot.core.users import User
-from common.jobs import Progress, ProtectRequest, ProtectResult
+from common.filters import NATURAL
+from common.jobs import (
+    PROTECT,
+    Progress,
+    ProtectRequest,
+    ProtectResult,
+    VariantsRequest,
+    VariantsResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +44,12 @@ OnStatusUpdate = Callable[[int | None, Progress | None], Awaitable[None]]
 class Queue(Protocol):
     """The parts of ``bot.queue.JobQueue`` the flow uses."""
 
-    async def submit(self, request: ProtectRequest) -> bool: ...
+    async def submit(self, request: ProtectRequest | VariantsRequest) -> bool: ...
     async def queue_length(self) -> int: ...
     async def wait(
-        self, request_id: str, *, timeout: float, on_update: OnStatusUpdate
-    ) -> ProtectResult: ...
+        self, request_id: str, *, timeout: float, on_update: OnStatusUpdate | None = None,
+        kind: str = PROTECT,
+    ) -> ProtectResult | VariantsResult: ...
     async def claim_delivery(self, request_id: str) -> bool: ...
     async def discard(self, request_id: str) -> None: ...
 
@@ -56,13 +65,15 @@ class Ticket:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished job to show: ``caption`` is the report (ok) or the error message."""
+    """A finished job to show: ``caption`` is the report (ok) or the error message;
+    ``filter`` the look it was asked for (None: natural), kept by the weaker/stronger buttons."""
 
     result: ProtectResult
     strength: int
     token: str
     seconds: float
     caption: str
+    filter: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,10 +104,11 @@ class ProtectFlow:
         self.test_profile = test_profile
 
     @asynccontextmanager
-    async def admit(self, user: User) -> AsyncIterator[Ticket]:
-        """Hold the user's one job slot for the block, or raise ``Refused``."""
+    async def admit(self, user: User, *, count: bool = True) -> AsyncIterator[Ticket]:
+        """Hold the user's one job slot for the block, or raise ``Refused``; ``count=False``
+        for cheap jobs that do not use the hourly quota (the filter contact sheet)."""
         ticket = Ticket(user)
-        await self.limits.acquire(user, ticket.request_id)
+        await self.limits.acquire(user, ticket.request_id, count=count)
         try:
             yield ticket
         finally:
@@ -110,9 +122,12 @@ class ProtectFlow:
         strength: int,
         on_status: OnStatus,
         token: str | None = None,
+        filter: str | None = None,
     ) -> Outcome | None:
-        """Protect ``image`` (``token`` names an already remembered photo, for the buttons)."""
+        """Protect ``image`` (``token`` names an already remembered photo, for the buttons),
+        after the look ``filter`` (a ``common.filters`` id; None: natural)."""
         user, request_id = ticket.user, ticket.request_id
+        filter = None if filter == NATURAL else filter
         photo = None
         if token is None:  # a new photo (the buttons pass the token of a remembered one)
             token = new_token()
@@ -121,7 +136,7 @@ class ProtectFlow:
             return None  # the user said /forget since being admitted
         reporter = StatusReporter(user.lang, on_status, self.status_interval_s)
         request = ProtectRequest(
-            request_id, image, strength=strength, test_profile=self.test_profile
+            request_id, image, strength=strength, filter=filter, test_profile=self.test_profile
         )
         if await self.queue.submit(request):
             result = await self.queue.wait(
@@ -129,14 +144,8 @@ class ProtectFlow:
             )
         else:  # cannot happen with fresh uuids; never wait on someone else's job
             result = ProtectResult(request_id, error="internal", error_detail="duplicate id")
-        if not await self.limits.holds(user, request_id):
-            log.info("job %s: user forgot meanwhile, result dropped", request_id)
-            await self.queue.discard(request_id)
+        if not await self.claim(user, request_id):
             return None
-        if not await self.queue.claim_delivery(request_id):
-            log.info("job %s: already delivered", request_id)
-            return None
-        await self.queue.discard(request_id)  # the result lives on in memory only
         seconds = time.monotonic() - ticket.started
         if result.ok:
             await reporter.done(seconds)
@@ -145,4 +154,18 @@ class ProtectFlow:
             log.info("job %s failed: %s (%s)", request_id, result.error, result.error_detail)
             await reporter.failed()
             caption = error_text(user.lang, result.error)
-        return Outcome(result, strength, token, seconds, caption)
+        return Outcome(result, strength, token, seconds, caption, filter)
+
+    async def claim(self, user: User, request_id: str) -> bool:
+        """Whether this process shows the finished job ``request_id``: the user still holds
+        its slot (no ``/forget`` meanwhile) and no one delivered it yet. Its result is
+        deleted from Redis either way (it lives on in memory only)."""
+        if not await self.limits.holds(user, request_id):
+            log.info("job %s: user forgot meanwhile, result dropped", request_id)
+            await self.queue.discard(request_id)
+            return False
+        if not await self.queue.claim_delivery(request_id):
+            log.info("job %s: already delivered", request_id)
+            return False
+        await self.queue.discard(request_id)
+        return True

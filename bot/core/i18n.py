@@ -19,7 +19,8 @@ EN: dict[str, str] = {
         "photo is re-compressed or resized.\n\n"
         "Tip: send the photo as a file (📎 → File) to keep full quality; photos sent the "
         "normal way are compressed by Telegram first.\n\n"
-        "/strength — how strong the protection is (1..5)\n/privacy — what I keep\n"
+        "/strength — how strong the protection is (1..5)\n"
+        "/filter — filters (looks), applied before the protection\n/privacy — what I keep\n"
         "/forget — delete everything about you"
     ),
     "help": (
@@ -28,16 +29,19 @@ EN: dict[str, str] = {
         "• a before/after preview,\n"
         "• a report: which face detectors still find a face, and the image quality (SSIM, "
         "1.0 = identical).\n\n"
-        "Buttons under the result redo the same photo weaker or stronger.\n"
+        "Buttons under the result redo the same photo weaker or stronger, or in another look "
+        "(🎨 Filters).\n"
         "Sending the photo as a file keeps full quality.\n\n"
         "/strength N — default strength 1 (subtle) .. 5 (strongest), now {strength}\n"
+        "/filter — your photo in every look · /filter NAME — default look · /filter off\n"
         "/privacy — what I keep · /forget — delete everything about you"
     ),
     "privacy": (
         "What I keep:\n"
-        "• your last photo, in memory (Redis) only, for the weaker/stronger buttons: deleted "
+        "• your last photo, in memory (Redis) only, for the weaker/stronger and filter buttons: "
+        "deleted "
         "after {photo_minutes} minutes;\n"
-        "• your strength setting: deleted {settings_days} days after you last use me;\n"
+        "• your strength and filter settings: deleted {settings_days} days after you last use me;\n"
         "• a counter for the hourly limit: deleted after one hour.\n"
         "Photos are never written to disk, and your Telegram id is stored only as a keyed hash. "
         "Results are deleted from the queue minutes after delivery.\n\n"
@@ -49,6 +53,8 @@ EN: dict[str, str] = {
     "cmd_strength": "Default protection strength (1..5)",
     "cmd_privacy": "What is kept, and for how long",
     "cmd_forget": "Delete everything about you now",
+    "cmd_filter": "Filters: see your photo in every look, pick one",
+    "cmd_clip": "Deepfake test: a face swap of your last photo, before and after protection",
     "strength_current": "Your strength is {level} (1 = subtle .. 5 = strongest). Choose:",
     "strength_set": "Strength set to {level}. Send a photo.",
     "strength_invalid": (
@@ -56,6 +62,25 @@ EN: dict[str, str] = {
         "/strength 3."
     ),
     "send_photo": "Send me a photo (or an image file) to protect it.",
+    # Filters (issue 4).
+    "filter_no_photo": (
+        "Send me a photo first: then /filter shows it in every look, and the look you pick "
+        "comes back protected."
+    ),
+    "filters_pick": (
+        "🎨 Pick a look: your photo comes back with it, protected at strength {strength}.\n"
+        "Look for new photos: {current}. /filter NAME makes one the default, /filter off "
+        "turns it off."
+    ),
+    "filter_set": (
+        "Filter set to {label}: every new photo gets this look, then the protection. "
+        "/filter off turns it off."
+    ),
+    "filter_off": "Filter off: photos are protected as they are.",
+    "filter_unknown": (
+        "I don't know the filter \"{name}\". Filters: {names}.\n"
+        "For example /filter sepia, or /filter off. /filter alone shows them on your photo."
+    ),
     "unknown_command": "I don't know that command. /help lists what I can do.",
     # Input checks before anything is queued.
     "not_an_image_document": (
@@ -83,6 +108,25 @@ EN: dict[str, str] = {
     "preview_caption": "Before | after (preview only: keep the PNG file)",
     "button_weaker": "◀ Weaker ({level})",
     "button_stronger": "Stronger ({level}) ▶",
+    "button_filters": "🎨 Filters",
+    # Deepfake test (issue 5).
+    "button_clip": "🎭 Deepfake test",
+    "clip_no_photo": "Send me a photo first: /clip then shows a deepfake made from it and from "
+                     "its protected version.",
+    "clip_protecting": "🎭 Protecting your photo for the deepfake test… {percent}%",
+    "clip_swapping": "🎭 Making the deepfakes… {percent}%",
+    "clip_rendering": "🎭 Rendering the video… {percent}%",
+    "clip_caption": (
+        "🎭 Deepfake test: the same face-swap tool fed your original photo (left) and your "
+        "photo protected at strength {strength} (right).\nOriginal: {original}.\n"
+        "Protected: {protected}."
+    ),
+    "clip_same_person": "deepfake made, it looks like you (identity distance {distance}; "
+                        "below 0.60 = same person)",
+    "clip_other_person": "a face was swapped in, but it no longer looks like you "
+                         "(identity distance {distance})",
+    "clip_no_face": "no face found, so the deepfake failed",
+    "clip_unscored": "a face was swapped in (no face on the original to compare with)",
     "result_too_big": (
         "The protected PNG is larger than 50 MB, more than a bot may send. Please send a smaller "
         "photo."
@@ -99,6 +143,7 @@ EN: dict[str, str] = {
     "group_surrogate": "targeted detectors",
     "cap_still_found": "⚠ Still found by: {names}. Try a stronger level.",
     "cap_quality": "SSIM {ssim} · strength {strength} · {seconds} s",
+    "cap_filter": "🎨 Filter: {name} (applied before the protection)",
     # Decode notes.
     "note_animated_first_frame": "Animated image: only the first frame was protected.",
     "note_multipage_first_page": "Multi-page image: only the first page was protected.",
@@ -122,6 +167,9 @@ EN: dict[str, str] = {
         "The image is too large (more than 50 megapixels). Please send a smaller version."
     ),
     "error_too_small": "The image is too small to protect.",
+    "error_unknown_filter": (
+        "I don't know that filter (any more). Pick one with /filter, or use /filter off."
+    ),
     "error_internal": "Something went wrong while protecting this photo. Please try again later.",
     "error_timeout": "This took too long and was stopped. Please try again later.",
     "error_generic": "Sorry, something went wrong on my side. Please try again.",
@@ -135,23 +183,26 @@ KO: dict[str, str] = {
         "압축되거나 크기가 바뀌어도 마찬가지입니다.\n\n"
         "팁: 사진을 파일로 보내면(📎 → 파일) 원본 화질이 유지됩니다. 일반 사진으로 보내면 "
         "텔레그램이 먼저 압축합니다.\n\n"
-        "/strength — 보호 강도 (1..5)\n/privacy — 보관하는 정보\n/forget — 내 정보 모두 삭제"
+        "/strength — 보호 강도 (1..5)\n/filter — 필터(스타일), 보호 전에 적용\n"
+        "/privacy — 보관하는 정보\n/forget — 내 정보 모두 삭제"
     ),
     "help": (
         "사진(또는 {max_mb}MB 이하의 이미지 파일)을 보내 주세요. 다음을 보내 드립니다:\n"
         "• 보호된 이미지(무손실 PNG 파일): 이 파일을 저장하고 공유하세요.\n"
         "• 보호 전/후 미리보기\n"
         "• 보고서: 아직 얼굴을 찾는 검출기와 화질(SSIM, 1.0 = 동일)\n\n"
-        "결과 아래 버튼으로 같은 사진을 더 약하게 또는 더 강하게 다시 보호할 수 있습니다.\n"
+        "결과 아래 버튼으로 같은 사진을 더 약하게 또는 더 강하게, 또는 다른 스타일(🎨 필터)로 "
+        "다시 보호할 수 있습니다.\n"
         "사진을 파일로 보내면 원본 화질이 유지됩니다.\n\n"
         "/strength N — 기본 강도 1(약함) .. 5(가장 강함), 현재 {strength}\n"
+        "/filter — 모든 스타일로 사진 보기 · /filter 이름 — 기본 스타일 · /filter off\n"
         "/privacy — 보관하는 정보 · /forget — 내 정보 모두 삭제"
     ),
     "privacy": (
         "보관하는 정보:\n"
-        "• 마지막 사진: 약하게/강하게 버튼을 위해 메모리(Redis)에만 보관하며 {photo_minutes}분 "
-        "후 삭제됩니다.\n"
-        "• 강도 설정: 마지막 사용 후 {settings_days}일이 지나면 삭제됩니다.\n"
+        "• 마지막 사진: 약하게/강하게 버튼과 필터를 위해 메모리(Redis)에만 보관하며 "
+        "{photo_minutes}분 후 삭제됩니다.\n"
+        "• 강도와 필터 설정: 마지막 사용 후 {settings_days}일이 지나면 삭제됩니다.\n"
         "• 시간당 한도 카운터: 1시간 후 삭제됩니다.\n"
         "사진은 디스크에 저장되지 않으며, 텔레그램 ID는 키가 있는 해시로만 저장됩니다. "
         "결과는 전달 후 몇 분 안에 대기열에서 삭제됩니다.\n\n"
@@ -163,10 +214,31 @@ KO: dict[str, str] = {
     "cmd_strength": "기본 보호 강도 (1..5)",
     "cmd_privacy": "보관하는 정보와 기간",
     "cmd_forget": "내 정보 지금 모두 삭제",
+    "cmd_filter": "필터: 모든 스타일로 사진 보고 고르기",
+    "cmd_clip": "딥페이크 테스트: 마지막 사진의 얼굴 합성, 보호 전과 후",
     "strength_current": "현재 강도는 {level}입니다 (1 = 약함 .. 5 = 가장 강함). 선택하세요:",
     "strength_set": "강도를 {level}(으)로 설정했습니다. 사진을 보내 주세요.",
     "strength_invalid": "강도는 1(약함)부터 5(가장 강함)까지의 정수여야 합니다. 예: /strength 3",
     "send_photo": "보호할 사진(또는 이미지 파일)을 보내 주세요.",
+    "filter_no_photo": (
+        "먼저 사진을 보내 주세요. 그러면 /filter 로 모든 스타일을 적용한 사진을 보여 드리고, "
+        "고른 스타일로 보호한 사진을 보내 드립니다."
+    ),
+    "filters_pick": (
+        "🎨 스타일을 고르세요: 그 스타일로 강도 {strength}로 보호한 사진을 보내 드립니다.\n"
+        "새 사진의 스타일: {current}. /filter 이름 으로 기본 스타일을 정하고, /filter off 로 "
+        "끌 수 있습니다."
+    ),
+    "filter_set": (
+        "필터를 {label}(으)로 설정했습니다: 새 사진마다 이 스타일을 적용한 뒤 보호합니다. "
+        "/filter off 로 끌 수 있습니다."
+    ),
+    "filter_off": "필터를 껐습니다: 사진을 그대로 보호합니다.",
+    "filter_unknown": (
+        "\"{name}\" 필터는 없습니다. 필터: {names}.\n"
+        "예: /filter sepia 또는 /filter off. /filter 만 보내면 내 사진으로 모든 필터를 보여 "
+        "드립니다."
+    ),
     "unknown_command": "알 수 없는 명령입니다. /help 에서 사용할 수 있는 명령을 확인하세요.",
     "not_an_image_document": (
         "이미지 파일이 아닙니다. 사진이나 이미지 파일(JPEG, PNG, WebP, GIF, BMP, TIFF)을 보내 "
@@ -190,6 +262,23 @@ KO: dict[str, str] = {
     "preview_caption": "보호 전 | 후 (미리보기입니다: PNG 파일을 보관하세요)",
     "button_weaker": "◀ 더 약하게 ({level})",
     "button_stronger": "더 강하게 ({level}) ▶",
+    "button_filters": "🎨 필터",
+    # 딥페이크 테스트 (issue 5).
+    "button_clip": "🎭 딥페이크 테스트",
+    "clip_no_photo": "먼저 사진을 보내 주세요. 그러면 /clip 으로 원본과 보호된 사진으로 만든 "
+                     "딥페이크를 보여 드립니다.",
+    "clip_protecting": "🎭 딥페이크 테스트용으로 사진 보호 중… {percent}%",
+    "clip_swapping": "🎭 딥페이크 만드는 중… {percent}%",
+    "clip_rendering": "🎭 영상 만드는 중… {percent}%",
+    "clip_caption": (
+        "🎭 딥페이크 테스트: 같은 얼굴 합성 도구에 원본 사진(왼쪽)과 강도 {strength}로 보호된 "
+        "사진(오른쪽)을 넣었습니다.\n원본: {original}.\n보호된 사진: {protected}."
+    ),
+    "clip_same_person": "딥페이크 성공, 본인처럼 보임 "
+                        "(신원 거리 {distance}, 0.60 미만 = 같은 사람)",
+    "clip_other_person": "얼굴은 합성됐지만 더 이상 본인처럼 보이지 않음 (신원 거리 {distance})",
+    "clip_no_face": "얼굴을 찾지 못해 딥페이크 실패",
+    "clip_unscored": "얼굴이 합성됨 (원본에 비교할 얼굴 없음)",
     "result_too_big": (
         "보호된 PNG가 50MB보다 커서 봇이 보낼 수 없습니다. 더 작은 사진을 보내 주세요."
     ),
@@ -206,6 +295,7 @@ KO: dict[str, str] = {
     "group_surrogate": "대상 검출기",
     "cap_still_found": "⚠ 아직 얼굴을 찾는 검출기: {names}. 더 강한 단계를 시도해 보세요.",
     "cap_quality": "SSIM {ssim} · 강도 {strength} · {seconds}초",
+    "cap_filter": "🎨 필터: {name} (보호 전에 적용)",
     "note_animated_first_frame": "움직이는 이미지: 첫 프레임만 보호했습니다.",
     "note_multipage_first_page": "여러 페이지 이미지: 첫 페이지만 보호했습니다.",
     "note_exif_rotated": "방향 태그에 따라 사진을 바로 세웠습니다.",
@@ -227,6 +317,9 @@ KO: dict[str, str] = {
         "이미지가 너무 큽니다 (5천만 화소 초과). 더 작은 이미지를 보내 주세요."
     ),
     "error_too_small": "이미지가 너무 작아서 보호할 수 없습니다.",
+    "error_unknown_filter": (
+        "알 수 없는 필터입니다. /filter 로 고르거나 /filter off 를 사용해 주세요."
+    ),
     "error_internal": "사진을 보호하는 중 문제가 생겼습니다. 나중에 다시 시도해 주세요.",
     "error_timeout": "시간이 너무 오래 걸려 중단되었습니다. 나중에 다시 시도해 주세요.",
     "error_generic": "죄송합니다. 문제가 생겼습니다. 다시 시도해 주세요.",

@@ -46,8 +46,9 @@ class Limits:
         self.max_queue = config.limits.max_queue
         self.lock_ttl_s = config.bot.result_timeout_s + 60
 
-    async def acquire(self, user: User, request_id: str) -> None:
-        """Take the user's in-flight slot for ``request_id`` and count it, or raise ``Refused``
+    async def acquire(self, user: User, request_id: str, *, count: bool = True) -> None:
+        """Take the user's in-flight slot for ``request_id`` and count it (unless ``count`` is
+        False: cheap jobs such as the filter contact sheet), or raise ``Refused``
         (``one_at_a_time``, ``busy`` or ``quota``) holding nothing."""
         keys = self.hasher.keys(user)
         if not await self.redis.set(keys.inflight, request_id, nx=True, ex=self.lock_ttl_s):
@@ -55,6 +56,8 @@ class Limits:
         try:
             if await self.queue.queue_length() >= self.max_queue:
                 raise Refused("busy")
+            if not count:
+                return
             used = int(await self.redis.get(keys.quota) or 0)
             if used >= self.per_hour:
                 ttl = await self.redis.ttl(keys.quota)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from bot.core.deepfake import ClipFlow
 from bot.core.flow import ProtectFlow
 from bot.core.limits import Limits
+from bot.core.looks import FilterFlow
 from bot.core.store import UserStore
 from bot.core.users import User, UserHasher, load_salt
 from bot.queue import JobQueue
@@ -37,6 +39,8 @@ class BotCore:
     store: UserStore
     limits: Limits
     flow: ProtectFlow
+    looks: FilterFlow  # filters: the default look and the contact sheet (issue 4)
+    clips: ClipFlow    # the deepfake test clip (issue 5)
 
     @classmethod
     async def open(cls, redis_url: str, config: Config) -> BotCore:
@@ -56,7 +60,7 @@ class BotCore:
             status_interval_s=config.bot.status_interval_s,
             test_profile=use_test_profile(config),
         )
-        return cls(config, redis, queue, store, limits, flow)
+        return cls(config, redis, queue, store, limits, flow, FilterFlow(flow), ClipFlow(flow))
 
     async def forget(self, user: User) -> int:
         """Delete everything about ``user`` (see ``UserStore.forget``)."""

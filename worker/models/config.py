@@ -4,7 +4,7 @@ Each entry names one model file, its family (which decoder reads its outputs) an
 ``surrogate`` (the attack optimises against it, and the report runs it) or ``evaluator`` (only
 the report runs it). Optional keys override the family's preprocessing and thresholds (see
 ``config.toml`` for every key). Paths are relative to the config file's folder, or absolute.
-Every problem in the section is reported at once, as one ``ModelConfigError`` naming the entry.
+Every invalid entry is reported at once, in one ``ModelConfigError`` naming each entry.
 """
 
 from __future__ import annotations

