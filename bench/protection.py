@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.sections import write_section
+
 FACES = Path(__file__).resolve().parents[1] / ".." / "shared" / "faces"
 VARIANTS = ("protected", "jpeg85", "half")
 
@@ -86,7 +88,7 @@ def render(rows: list[tuple[str, dict]], args: argparse.Namespace, n_photos: int
     first = rows[0][1]
     names = list(first["roles"])
     out = [
-        "# Protection benchmark",
+        section_header(args),
         "",
         f"Command: `.venv/bin/python -m bench.protection {args.argv}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, "
@@ -163,11 +165,16 @@ def main() -> int:
                 print(f"strength {level}{label} {name}: ssim {rep['ssim']:.3f} "
                       f"{rep['seconds']:.1f}s {rep['summary']}", flush=True)
             rows.append((f"strength {level}{label}", summarise(reports)))
-            text = render(rows, args, len(images))
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(text)
+            write_section(Path(args.out), section_header(args), render(rows, args, len(images)))
     print(render(rows, args, len(images)))
     return 0
+
+
+def section_header(args: argparse.Namespace) -> str:
+    """This run's section of the benchmarks file (other sections are left as they are)."""
+    if args.models:
+        return "## Protection with declared detector models (issue 8)"
+    return "## Protection (issue 2)"
 
 
 def engine_setups(with_models: bool) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:

@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bench.sections import write_section
 from common import jobs
 from common.jobs import ProtectRequest, ProtectResult
 
@@ -166,20 +167,6 @@ def render(rows: list[tuple[str, int, int, dict[str, float]]], args: argparse.Na
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it); the rest stays as it is."""
-    text = path.read_text() if path.exists() else ""
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-        text = text.replace(section + "## ", section + "\n## ")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -212,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     section = render(rows, args)
-    write_section(Path(args.out), section)
+    write_section(Path(args.out), SECTION, section)
     print(section)
     return 0
 

@@ -3,9 +3,11 @@
 1. Redis: ``REDIS_URL`` / ``[redis] url``, else 127.0.0.1:6379, else a private ``redis-server``.
 2. Workers: ``[worker] processes`` × ``python -m worker run`` (``--workers N``; ``--no-worker``
    when the workers run elsewhere against the same Redis), plus ``slow_processes`` slow ones.
-3. With ``TELEGRAM_BOT_TOKEN`` set: the Telegram bot, until stopped. Without one: the packaged
-   sample photo (or ``--input``) is protected *through the queue and a worker*, the result is
-   written to ``out/protected.png`` and ``out/report.json``, and it exits.
+3. With ``TELEGRAM_BOT_TOKEN`` and/or ``DISCORD_BOT_TOKEN`` set: those bots, until stopped (both
+   in this process: Discord on its own event loop in a thread beside Telegram's). Without
+   either: the packaged sample photo (or ``--input``) is protected *through the queue and a
+   worker*, the result is written to ``out/protected.png`` and ``out/report.json``, and it
+   exits.
 
 No TensorFlow in this process: the engine runs only in the worker subprocesses.
 """
@@ -37,7 +39,8 @@ SAMPLE_NAME = "astronaut (scikit-image sample, public domain)"
 TOKEN_HINT = (
     "To run the Telegram bot instead: create a bot with @BotFather, then\n"
     "  TELEGRAM_BOT_TOKEN=123456:ABC... make run\n"
-    "(the token is read from the environment only, never from files or logs)."
+    "and/or the Discord bot (README, \"Discord\"): DISCORD_BOT_TOKEN=... make run\n"
+    "(tokens are read from the environment only, never from files or logs)."
 )
 
 
@@ -163,7 +166,7 @@ def write_outputs(result: ProtectResult, out: Path, input_name: str) -> dict:
 def run_sample(args: argparse.Namespace, config: Config, redis_url: str, workers: Workers) -> int:
     image = Path(args.input).read_bytes() if args.input else sample_png()
     strength = args.strength or config.engine.default_strength
-    print(f"no TELEGRAM_BOT_TOKEN: protecting {args.input or 'the sample photo'} through the "
+    print(f"no bot token: protecting {args.input or 'the sample photo'} through the "
           f"queue ({redis_url}) and {len(workers.processes) or 'remote'} worker(s)")
     result = asyncio.run(protect_via_queue(
         redis_url, image, strength=strength, test_profile=args.test_profile,
@@ -187,6 +190,23 @@ def run_telegram(config: Config, redis_url: str) -> int:
 
     telegram.run_telegram(config, redis_url)
     return 0
+
+
+def run_bots(config: Config, redis_url: str, *, telegram: bool, discord: bool) -> int:
+    """The bots whose tokens are set, until SIGINT/SIGTERM: Discord alone on this thread, or
+    beside Telegram (which keeps the main thread for its signal handling) in a thread."""
+    if not discord:
+        return run_telegram(config, redis_url)
+    from bot.handlers import discord as discord_bot
+
+    if not telegram:
+        discord_bot.run_discord(config, redis_url)
+        return 0
+    thread = discord_bot.DiscordThread(config, redis_url).start()
+    try:
+        return run_telegram(config, redis_url)
+    finally:
+        thread.stop()
 
 
 def _parser(config: Config) -> argparse.ArgumentParser:
@@ -218,13 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     except RedisUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    token = os.environ.get("TELEGRAM_BOT_TOKEN")
-    fast, slow = (0, 0) if args.no_worker else (args.workers, config.worker.slow_processes)
+    telegram = bool(os.environ.get("TELEGRAM_BOT_TOKEN"))
+    discord = bool(os.environ.get("DISCORD_BOT_TOKEN"))
+    token = telegram or discord
+    # Clip workers only serve the bots (the no-token sample run protects one photo).
+    slow = config.worker.slow_processes if token else 0
+    fast, slow = (0, 0) if args.no_worker else (args.workers, slow)
     workers = Workers.start(redis_url, fast, slow, quiet=not token)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         if token:
-            return run_telegram(config, redis_url)
+            return run_bots(config, redis_url, telegram=telegram, discord=discord)
         return run_sample(args, config, redis_url, workers)
     except KeyboardInterrupt:
         return 130

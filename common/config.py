@@ -40,8 +40,9 @@ class WorkerConfig:
     queue_expiry_s: int = 900      # a job not started (or retried) within this is dropped
     progress_ttl_s: int = 300      # progress keys expire this long after their last update
     poll_delay_s: float = 0.5      # idle workers re-check the queue this often (and on a wake-up)
+    max_work_megapixels: float = 16.0  # bigger photos are scaled down to this before protection
     processes: int = 1             # fast-queue worker processes `python -m bot` starts
-    slow_processes: int = 0        # slow-queue worker processes `python -m bot` starts
+    slow_processes: int = 1        # slow-queue worker processes `python -m bot` starts
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class BotConfig:
     result_timeout_s: int = 900    # the bot stops waiting for a job's result after this
     max_download_mb: int = 20      # Telegram's bot download limit; bigger files are refused
     test_profile: bool = False     # jobs use the fast test profile (tests; DFB_TEST_PROFILE=1)
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    guild_id: int = 0              # also sync the slash commands to this guild at once (testing)
+    sync_commands: bool = True     # sync the slash commands with Discord at start-up
+    upload_limit_bytes: int = 10485760  # the most the bot uploads in one file (Discord: 10 MiB)
+    view_timeout_s: int = 840      # buttons under a result work this long (< 15 min token life)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     bot: BotConfig = field(default_factory=BotConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # sections of later features

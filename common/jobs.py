@@ -60,6 +60,12 @@ def done_key(request_id: str) -> str:
     return f"{KEY_PREFIX}done:{request_id}"
 
 
+def cancel_key(request_id: str) -> str:
+    """Redis key set (with a TTL) when the user said ``/forget`` while a worker runs the job: the
+    worker stops it and deletes every key of the job, its result included, once it ends."""
+    return f"{KEY_PREFIX}cancel:{request_id}"
+
+
 #: Classes a job or result pickle may name: arq's job envelopes hold only plain data, and failed
 #: results hold a builtin or arq exception. Anything else is refused, so a tampered Redis cannot
 #: make the bot or a worker run code, and the bot never imports worker modules to read a result.

@@ -61,6 +61,7 @@ class LocalRedis:
 
     port: int
     process: subprocess.Popen = field(repr=False)
+    binary: str = field(default="redis-server", repr=False)
 
     @property
     def url(self) -> str:
@@ -75,6 +76,31 @@ class LocalRedis:
                 self.process.kill()
                 self.process.wait()
 
+    def restart(self, down_s: float = 0.0, timeout: float = 10.0) -> None:
+        """Stop the server and start a fresh one on the same port after ``down_s`` seconds:
+        without persistence, every key is gone (as after a crash of a cache-only Redis)."""
+        self.stop()
+        time.sleep(down_s)
+        self.process = _spawn(self.binary, self.port)
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ping(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RedisUnavailable(
+                    f"{self.binary} did not start (exit code {self.process.returncode})")
+            time.sleep(0.05)
+
+
+def _spawn(binary: str, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", tempfile.gettempdir(), "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, preexec_fn=die_with_parent,
+    )
+
 
 def start_local(binary: str | None = None, timeout: float = 10.0) -> LocalRedis:
     """Start a private ``redis-server`` (stopped at exit, and with this process on Linux)."""
@@ -82,19 +108,9 @@ def start_local(binary: str | None = None, timeout: float = 10.0) -> LocalRedis:
     if not binary:
         raise RedisUnavailable(INSTALL_HINT)
     port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", tempfile.gettempdir(), "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, preexec_fn=die_with_parent,
-    )
-    server = LocalRedis(port, process)
+    server = LocalRedis(port, _spawn(binary, port), binary)
     atexit.register(server.stop)
-    deadline = time.monotonic() + timeout
-    while not ping(server.url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RedisUnavailable(f"{binary} did not start (exit code {process.returncode})")
-        time.sleep(0.05)
+    server._wait_ready(timeout)
     return server
 
 

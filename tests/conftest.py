@@ -62,19 +62,22 @@ def redis_db(redis_url: str):
 
 
 class ServiceWorker:
-    """A ``python -m worker run`` subprocess on the test database (test engine, ``queue``)."""
+    """A ``python -m worker run`` subprocess on the test database (test engine, ``queue``);
+    ``env`` adds environment variables (e.g. ``DFB_CONFIG``, ``HOME``), ``cwd`` its directory."""
 
-    def __init__(self, redis_url: str, log, queue: str = "fast") -> None:
+    def __init__(self, redis_url: str, log, queue: str = "fast", *,
+                 env: dict[str, str] | None = None, cwd=None) -> None:
         import subprocess
         import sys
         from pathlib import Path
 
         self.redis_url, self.log = redis_url, log
+        root = Path(__file__).resolve().parents[1]
         env = {**os.environ, "REDIS_URL": redis_url, "DFB_ENGINE": "test",
-               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+               "PYTHONPATH": str(root), **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker", "run", "--queue", queue], env=env,
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+            stdout=log, stderr=subprocess.STDOUT, cwd=cwd or root,
         )
 
     def output(self) -> str:

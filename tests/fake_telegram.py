@@ -64,7 +64,7 @@ class FakeTelegram:
         self.injected_at: dict[int, float] = {}
         self.files: dict[str, tuple[str, bytes]] = {}      # file_id → (file_path, bytes)
         self.messages: dict[int, dict[str, Any]] = {}      # messages the bot sent, by id
-        self.faults: dict[str, deque[tuple[int, int]]] = defaultdict(deque)
+        self.faults: dict[str, deque[tuple[int, int, float]]] = defaultdict(deque)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -122,6 +122,25 @@ class FakeTelegram:
             doc["file_size"] = size
         return self._inject({"message": self._user_message(user_id, lang, document=doc)})
 
+    def send_group(self, chat_id: int, user_id: int, lang: str = "en", **content: Any) -> int:
+        """A message of ``user_id`` in the group ``chat_id`` (< 0): ``text=...`` (a command when
+        it starts with "/"), ``photo=[(bytes, w, h)]`` or ``document=(bytes, mime, name)``."""
+        message = self._user_message(user_id, lang)
+        message["chat"] = {"id": chat_id, "type": "supergroup", "title": "a group"}
+        if "text" in content:
+            message["text"] = text = content["text"]
+            if text.startswith("/"):
+                length = len(text.split()[0])
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        if "photo" in content:
+            message["photo"] = [{**self.add_file(data, "photos/file.jpg"), "width": w,
+                                 "height": h} for data, w, h in content["photo"]]
+        if "document" in content:
+            data, mime, name = content["document"]
+            message["document"] = {**self.add_file(data, f"documents/{name}"),
+                                   "mime_type": mime, "file_name": name}
+        return self._inject({"message": message})
+
     def press(self, user_id: int, message_id: int, data: str, lang: str = "en") -> int:
         """The user presses an inline button with callback ``data`` under a bot message."""
         query = {"id": str(next(self._ids)), "from": self._user(user_id, lang),
@@ -136,9 +155,11 @@ class FakeTelegram:
         self.files[file_id] = (f"{n}/{path}", data)
         return {"file_id": file_id, "file_unique_id": f"u{n}", "file_size": len(data)}
 
-    def fail(self, method: str, status: int = 429, retry_after: int = 1, times: int = 1) -> None:
-        """The next ``times`` calls of ``method`` answer ``status`` (429: with ``retry_after``)."""
-        self.faults[method].extend([(status, retry_after)] * times)
+    def fail(self, method: str, status: int = 429, retry_after: int = 1, times: int = 1,
+             delay: float = 0.0) -> None:
+        """The next ``times`` calls of ``method`` answer ``status`` (429: with ``retry_after``)
+        after ``delay`` seconds (longer than the bot's read timeout: the bot sees a timeout)."""
+        self.faults[method].extend([(status, retry_after, delay)] * times)
 
     # Assertions ---------------------------------------------------------------------------------
 
@@ -177,8 +198,10 @@ class FakeTelegram:
         method = request.match_info["method"]
         call = await self._record(method, request)
         if self.faults[method]:
-            status, retry_after = self.faults[method].popleft()
+            status, retry_after, delay = self.faults[method].popleft()
             call.status = status
+            if delay:
+                await asyncio.sleep(delay)
             await self._notify()
             return web.json_response(_error(status, retry_after), status=status)
         handler = getattr(self, f"_m_{method}", None)

@@ -241,3 +241,37 @@ async def test_limits(redis: Redis, hasher: UserHasher, redis_db: str) -> None:
     await queue.close()
     await redis.delete(FAST_QUEUE)
     assert all(ttl > 0 for ttl in (await _ttls(redis)).values())
+
+
+@pytest.mark.asyncio
+async def test_queue_cap_holds_for_a_burst_of_admissions(
+    redis: Redis, hasher: UserHasher, redis_db: str
+) -> None:
+    """Photos arriving together all pass a queue-length check before the first one is enqueued:
+    places under the cap are taken at admission, atomically, and given back on release."""
+    import asyncio
+
+    from bot.core.limits import ADMITTED_KEY
+
+    config = replace(load(), limits=LimitsConfig(jobs_per_hour=5, max_queue=3))
+    queue = await JobQueue.connect(redis_db)
+    limits = Limits(redis, hasher, queue, config)
+    users = [User("telegram", 7000 + n, "en") for n in range(10)]
+
+    async def admit(user: User) -> str:
+        try:
+            await limits.acquire(user, f"job-{user.id}")
+        except Refused as refused:
+            return refused.reason
+        return "admitted"
+
+    outcomes = await asyncio.gather(*(admit(u) for u in users))
+    assert sorted(outcomes) == ["admitted"] * 3 + ["busy"] * 7
+    assert await redis.zcard(ADMITTED_KEY) == 3 and await redis.ttl(ADMITTED_KEY) > 0
+    admitted = [u for u, o in zip(users, outcomes, strict=True) if o == "admitted"]
+    await limits.release(admitted[0], f"job-{admitted[0].id}")  # its place is free again
+    assert await admit(users[outcomes.index("busy")]) == "admitted"
+    for user in users:
+        await limits.release(user, f"job-{user.id}")
+    assert not await redis.exists(ADMITTED_KEY)
+    await queue.close()

@@ -204,8 +204,13 @@ def test_face_cut_by_the_border_is_swapped_from_what_is_visible(extractor, astro
 
 @pytest.fixture(scope="module")
 def no_face_clip():
-    """Original: an LFW face; 'protected': a photo without a face (the no-face path)."""
-    return make_clip(lfw_face(SOURCE), data.coffee(), seconds=2.0)
+    """Original: an LFW face; 'protected': a photo without a face (the no-face path); the
+    progress it reported is in ``PROGRESS``."""
+    return make_clip(lfw_face(SOURCE), data.coffee(), seconds=2.0,
+                     progress=lambda stage, fraction: PROGRESS.append((stage, fraction)))
+
+
+PROGRESS: list[tuple[str, float]] = []
 
 
 def test_clip_is_a_small_h264_mp4_of_the_right_size(no_face_clip, tmp_path):
@@ -218,6 +223,11 @@ def test_clip_is_a_small_h264_mp4_of_the_right_size(no_face_clip, tmp_path):
     assert meta["size"][1] <= MAX_HEIGHT and meta["size"][0] % 2 == meta["size"][1] % 2 == 0
     assert meta["fps"] == FPS and abs(meta["duration"] - 2.0) < 0.11
     assert len(frames) == clip.frames == 40
+    stages = [stage for stage, _ in PROGRESS]
+    assert stages[0] == "extracting" and stages[-1] == "rendering"
+    assert stages.count("swapping") >= 5  # every 10 swapped frames, and once per side
+    fractions = [fraction for _, fraction in PROGRESS]
+    assert fractions == sorted(fractions) and fractions[0] > 0 and fractions[-1] < 1
 
 
 def test_no_face_side_says_so_and_shows_the_untouched_target(no_face_clip, tmp_path):

@@ -209,13 +209,14 @@ def test_filtered_then_protected(fast_engine, astronaut):
 
 
 def test_benchmark_rewrites_only_its_own_section(tmp_path):
-    from bench.filters import HEADER, write_section
+    from bench.filters import HEADER
+    from bench.sections import write_section
 
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Protection\n\ntable\n")
-    write_section(doc, f"{HEADER}\n\nold\n")
+    write_section(doc, HEADER, f"{HEADER}\n\nold\n")
     doc.write_text(doc.read_text() + "\n## Later\n\nkept\n")
-    write_section(doc, f"{HEADER}\n\nnew\n")
+    write_section(doc, HEADER, f"{HEADER}\n\nnew\n")
     text = doc.read_text()
     assert text.startswith("# Protection\n\ntable\n") and text.count(HEADER) == 1
     assert "new" in text and "old" not in text and text.endswith("## Later\n\nkept\n")

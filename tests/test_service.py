@@ -232,7 +232,8 @@ async def test_cancelled_job_stops_the_engine_thread(job_ctx, astronaut):
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN")}
     return {**env, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 

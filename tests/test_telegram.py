@@ -219,7 +219,7 @@ async def test_one_job_at_a_time_per_user(bot, fake: FakeTelegram, photo_sizes) 
 async def test_a_failure_is_told_once_without_internals(bot, fake: FakeTelegram, photo_sizes
                                                         ) -> None:
     user, since = 1006, time.monotonic()
-    fake.fail("getFile", 500)
+    fake.fail("getFile", 500, times=1 + load().bot.max_retries)  # every retry fails too
     fake.send_photo(user, photo_sizes)
     await _reply(fake, user, since, "something went wrong on my side")
     await fake.wait_for(lambda c: c.chat_id == user and c.text == "❌ Failed", 10.0, since)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from common.config import load
 from common.jobs import (
     ClipRequest,
     ClipResult,
@@ -24,7 +25,14 @@ from common.jobs import (
 from worker import filters
 from worker.attack.profiles import TEST_PROFILE
 from worker.filters import contact_sheet
-from worker.imageio import ImageError, decode_image, encode_jpeg, encode_png
+from worker.imageio import (
+    Decoded,
+    ImageError,
+    TooSmallImageError,
+    decode_image,
+    encode_jpeg,
+    encode_png,
+)
 
 if TYPE_CHECKING:  # TensorFlow loads only where the engine is built (run_variants needs none)
     from worker.attack.engine import ProtectionEngine
@@ -35,6 +43,29 @@ Progress = Callable[[str, float], None]
 
 #: Longest side of the before|after preview sent next to the lossless file.
 PREVIEW_SIDE = 640
+#: Photos with a side shorter than this hold no face worth protecting (the engine would return
+#: them unchanged): they are refused with ``too_small``.
+MIN_SIDE = 16
+
+
+def prepare(data: bytes, max_megapixels: float | None = None) -> Decoded:
+    """Decode untrusted bytes for a job: ``ImageError`` for bad input (``too_small`` below
+    ``MIN_SIDE``), and a photo above ``max_megapixels`` (default ``[worker]
+    max_work_megapixels``) scaled down to it (INTER_AREA), noted as ``downscaled``."""
+    decoded = decode_image(data)
+    height, width = decoded.rgb.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise TooSmallImageError(
+            f"The image is {width}x{height} pixels; at least {MIN_SIDE} on each side are needed.",
+            detail=f"{width}x{height}",
+        )
+    limit = 1e6 * (load().worker.max_work_megapixels if max_megapixels is None else max_megapixels)
+    if width * height <= limit:
+        return decoded
+    scale = (limit / (width * height)) ** 0.5
+    size = (max(MIN_SIDE, int(width * scale)), max(MIN_SIDE, int(height * scale)))
+    rgb = cv2.resize(decoded.rgb, size, interpolation=cv2.INTER_AREA)
+    return Decoded(rgb=rgb, format=decoded.format, notes=(*decoded.notes, "downscaled"))
 
 
 def run_protect(
@@ -45,7 +76,7 @@ def run_protect(
     report_progress = progress or (lambda stage, fraction: None)
     report_progress("decoding", 0.02)
     try:
-        decoded = decode_image(request.image)
+        decoded = prepare(request.image)
     except ImageError as exc:
         log.info("request %s rejected: %s", request.request_id, exc.code)
         return ProtectResult(request.request_id, error=exc.code, error_detail=exc.message)
@@ -78,7 +109,7 @@ def run_variants(request: VariantsRequest, progress: Progress | None = None) -> 
     Bad input is a result with the same ``error`` codes as ``run_protect``."""
     (progress or (lambda stage, fraction: None))("decoding", 0.05)
     try:
-        decoded = decode_image(request.image)
+        decoded = prepare(request.image)
     except ImageError as exc:
         log.info("request %s rejected: %s", request.request_id, exc.code)
         return VariantsResult(request.request_id, error=exc.code, error_detail=exc.message)
@@ -108,7 +139,7 @@ def run_clip(
     report_progress = progress or (lambda stage, fraction: None)
     report_progress("decoding", 0.02)
     try:
-        decoded = decode_image(request.image)
+        decoded = prepare(request.image)
     except ImageError as exc:
         log.info("request %s rejected: %s", request.request_id, exc.code)
         return ClipResult(request.request_id, error=exc.code, error_detail=exc.message)

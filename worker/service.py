@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any
 
 from arq.connections import RedisSettings
+from arq.constants import result_key_prefix, retry_key_prefix
 from arq.worker import Retry, Worker, func, get_kwargs
 from redis.exceptions import RedisError
 
@@ -95,14 +96,27 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def notify_done(ctx: dict[str, Any]) -> None:
-    """arq ``after_job_end``: the result is stored now; wake the bot waiting for it."""
+    """arq ``after_job_end``: the result is stored now; wake the bot waiting for it, or, when
+    the user said ``/forget`` meanwhile (``cancel_key``), delete every key of the job."""
     key = jobs.done_key(ctx["job_id"])
     try:
+        if await ctx["redis"].exists(jobs.cancel_key(ctx["job_id"])):
+            await forget_job(ctx["redis"], ctx["job_id"])
+            return
         async with ctx["redis"].pipeline(transaction=True) as pipe:
             pipe.rpush(key, b"1").expire(key, 60)
             await pipe.execute()
     except RedisError:  # the waiter falls back to polling
         log.warning("could not notify job %s done", ctx["job_id"])
+
+
+async def forget_job(redis: Any, job_id: str) -> None:
+    """Delete what this job left in Redis: its result, progress, wake-up and cancel mark."""
+    await redis.delete(
+        result_key_prefix + job_id, retry_key_prefix + job_id, jobs.progress_key(job_id),
+        jobs.done_key(job_id), jobs.cancel_key(job_id),
+    )
+    log.info("job %s cancelled by its user: its keys are deleted", job_id)
 
 
 class _ProgressRelay:
@@ -111,6 +125,7 @@ class _ProgressRelay:
 
     def __init__(self, redis: Any, request_id: str, ttl_s: int) -> None:
         self.redis, self.key, self.ttl_s = redis, jobs.progress_key(request_id), ttl_s
+        self.cancel = jobs.cancel_key(request_id)
         self.latest = jobs.Progress("decoding", 0.0)
         self.written: jobs.Progress | None = None
         self.cancelled = threading.Event()
@@ -132,7 +147,14 @@ class _ProgressRelay:
             log.warning("progress write failed for %s", self.key)
 
     async def pump(self) -> None:
+        """Write progress until cancelled; stop the engine once the user said ``/forget``."""
         while True:
+            try:
+                if await self.redis.exists(self.cancel):
+                    self.cancelled.set()
+                    return
+            except RedisError:
+                log.warning("cancel check failed for %s", self.key)
             await self.write()
             await asyncio.sleep(PROGRESS_EVERY_S)
 
@@ -181,12 +203,15 @@ async def _serve(
         relay.cancelled.set()
         log.warning("job %s try %d cancelled", req.request_id, ctx.get("job_try", 1))
         raise
+    except JobCancelled:  # the user said /forget: nobody gets this; after_job_end cleans up
+        result = result_cls(req.request_id, error="cancelled", error_detail="forgotten")
     except Exception as exc:
         detail = _retry_or_detail(ctx, req.request_id, exc, config.worker.max_tries)
         result = result_cls(req.request_id, error="internal", error_detail=detail)
     finally:
         pump.cancel()
-    await relay.write(jobs.Progress("done" if result.ok else "failed", 1.0))
+    if not relay.cancelled.is_set():
+        await relay.write(jobs.Progress("done" if result.ok else "failed", 1.0))
     log.info("job %s %s try %d: %s in %.2f s", req.kind, req.request_id, ctx.get("job_try", 1),
              result.error or "ok", time.perf_counter() - started)
     return result.to_dict()
@@ -276,12 +301,32 @@ class ServiceWorker(Worker):
         super().__init__(*args, poll_delay=0, **kwargs)
         self.idle_wait_s = max(0.01, float(poll_delay))
         self.slot_freed = asyncio.Event()
+        self.outage_s = 0.0  # the current wait between looks while Redis is unreachable
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
         self.slot_freed.set()
 
     async def _poll_iteration(self) -> None:
+        try:
+            await self._poll_once()
+        except (RedisError, OSError) as exc:  # Redis restarted or unreachable: wait for it
+            await self._redis_down(exc)
+            return
+        if self.outage_s:
+            log.warning("Redis is back: serving again")
+            self.outage_s = 0.0
+
+    async def _redis_down(self, exc: BaseException) -> None:
+        """Keep the process (its models and running jobs) through a Redis outage: the next
+        iteration reconnects; look again after 0.5, 1, 2 … 5 s."""
+        if not self.outage_s:
+            log.warning("Redis unreachable (%s: %s): retrying until it is back",
+                        type(exc).__name__, exc)
+        self.outage_s = min(5.0, max(0.5, 2 * self.outage_s))
+        await asyncio.sleep(self.outage_s)
+
+    async def _poll_once(self) -> None:
         await super()._poll_iteration()
         if self.job_counter < self.max_jobs and self.allow_pick_jobs:
             await self.pool.blpop([jobs.wake_key(self.queue_name)], timeout=self.idle_wait_s)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.core.captions import report_caption
-from bot.core.i18n import error_text
+from bot.core.i18n import error_text, text
 from bot.core.limits import Limits
 from bot.core.status import OnStatus, StatusReporter
 from bot.core.store import UserStore, new_token
@@ -169,3 +169,33 @@ class ProtectFlow:
             return False
         await self.queue.discard(request_id)
         return True
+
+    async def protect(
+        self,
+        user: User,
+        load_image: Callable[[], Awaitable[bytes]],
+        *,
+        strength: int,
+        on_status: OnStatus,
+        deliver: Callable[[Outcome], Awaitable[None]],
+        token: str | None = None,
+        filter: str | None = None,
+    ) -> None:
+        """One photo, start to end, for an adapter: ``admit`` (``Refused`` comes before any
+        status), "received", fetch the image only then, ``run``, and ``deliver`` the outcome
+        (if there is one to show) while still holding the user's slot. A failure before the
+        delivery puts "failed" in the status line and propagates."""
+        async with self.admit(user) as ticket:
+            await on_status(text(user.lang, "status_received"))
+            try:
+                image = await load_image()
+                outcome = await self.run(ticket, image, strength=strength, on_status=on_status,
+                                         token=token, filter=filter)
+            except Exception:
+                try:
+                    await on_status(text(user.lang, "status_failed"))
+                except Exception as exc:  # cosmetic: the failure itself propagates
+                    log.warning("status update failed: %s", type(exc).__name__)
+                raise
+            if outcome is not None:
+                await deliver(outcome)

@@ -20,8 +20,9 @@ EN: dict[str, str] = {
         "Tip: send the photo as a file (📎 → File) to keep full quality; photos sent the "
         "normal way are compressed by Telegram first.\n\n"
         "/strength — how strong the protection is (1..5)\n"
-        "/filter — filters (looks), applied before the protection\n/privacy — what I keep\n"
-        "/forget — delete everything about you"
+        "/filter — filters (looks), applied before the protection\n"
+        "/clip — deepfake test: a face swap of your photo, before and after protection\n"
+        "/privacy — what I keep\n/forget — delete everything about you"
     ),
     "help": (
         "Send a photo (or an image file up to {max_mb} MB). You get back:\n"
@@ -34,6 +35,7 @@ EN: dict[str, str] = {
         "Sending the photo as a file keeps full quality.\n\n"
         "/strength N — default strength 1 (subtle) .. 5 (strongest), now {strength}\n"
         "/filter — your photo in every look · /filter NAME — default look · /filter off\n"
+        "/clip — deepfake test of your last photo (also 🎭 under a result)\n"
         "/privacy — what I keep · /forget — delete everything about you"
     ),
     "privacy": (
@@ -43,7 +45,7 @@ EN: dict[str, str] = {
         "after {photo_minutes} minutes;\n"
         "• your strength and filter settings: deleted {settings_days} days after you last use me;\n"
         "• a counter for the hourly limit: deleted after one hour.\n"
-        "Photos are never written to disk, and your Telegram id is stored only as a keyed hash. "
+        "Photos are never written to disk, and your user id is stored only as a keyed hash. "
         "Results are deleted from the queue minutes after delivery.\n\n"
         "/forget deletes all of it now."
     ),
@@ -144,6 +146,42 @@ EN: dict[str, str] = {
     "cap_still_found": "⚠ Still found by: {names}. Try a stronger level.",
     "cap_quality": "SSIM {ssim} · strength {strength} · {seconds} s",
     "cap_filter": "🎨 Filter: {name} (applied before the protection)",
+    # Discord (issue 6).
+    "discord_help": (
+        "Protect a photo: /protect with the image attached (in a direct message with me, just "
+        "send the image). You get back:\n"
+        "• the protected image as a lossless PNG file: save and share this one,\n"
+        "• a report: which face detectors still find a face, and the image quality (SSIM, "
+        "1.0 = identical), with a before/after preview.\n\n"
+        "Buttons under the result (only you can press them) redo the same photo weaker or "
+        "stronger, show it in every look (🎨 Filters) or make a deepfake test (🎭).\n"
+        "Images up to {max_mb} MB. A result larger than Discord lets me upload comes back "
+        "downscaled, still lossless, and I say so.\n\n"
+        "/strength — default strength 1 (subtle) .. 5 (strongest), now {strength}\n"
+        "/filter — your last photo in every look · /filter name — default look\n"
+        "/clip — deepfake test of your last photo\n"
+        "/privacy — what I keep · /forget — delete everything about you"
+    ),
+    "discord_not_yours": (
+        "These buttons belong to the person who sent that photo. Protect your own with /protect."
+    ),
+    "discord_resized": (
+        "⚠ The lossless PNG is {size_mb} MB, more than the {limit_mb} MB Discord lets me upload "
+        "here. This is the same protected image downscaled to {width}×{height}, still a lossless "
+        "PNG (never a lossy JPEG: re-compression is what the protection has to survive). For "
+        "full size, send a photo with fewer pixels."
+    ),
+    "discord_result_too_big": (
+        "The result is larger than the {limit_mb} MB Discord lets me upload here, even "
+        "downscaled. Please send a smaller photo."
+    ),
+    "discord_too_big": "This file is larger than {max_mb} MB. Please send a smaller image.",
+    "discord_report_title": "🛡 Protection report",
+    "cmd_protect": "Protect a photo from deepfake tools",
+    "opt_image": "The photo to protect (an image file)",
+    "opt_strength": "1 (subtle) .. 5 (strongest); default: your /strength",
+    "opt_level": "1 (subtle) .. 5 (strongest); leave empty to see yours",
+    "opt_filter": "Default look for new photos; leave empty to see your last photo in every look",
     # Decode notes.
     "note_animated_first_frame": "Animated image: only the first frame was protected.",
     "note_multipage_first_page": "Multi-page image: only the first page was protected.",
@@ -154,6 +192,7 @@ EN: dict[str, str] = {
     "note_palette_converted": "Palette image, returned as full colour.",
     "note_alpha_flattened": "Transparency was flattened onto white.",
     "note_icc_converted": "The colour profile was applied (the result is plain sRGB).",
+    "note_downscaled": "Very large photo: it was scaled down before protection.",
     # Job errors (ProtectResult.error codes).
     "error_empty": "The file is empty (0 bytes). Please send the photo again.",
     "error_not_an_image": "This file is not an image I can read. Send a JPEG, PNG or WebP photo.",
@@ -166,7 +205,9 @@ EN: dict[str, str] = {
     "error_too_many_pixels": (
         "The image is too large (more than 50 megapixels). Please send a smaller version."
     ),
-    "error_too_small": "The image is too small to protect.",
+    "error_too_small": (
+        "The image is too small to protect (at least 16×16 pixels). Please send a bigger photo."
+    ),
     "error_unknown_filter": (
         "I don't know that filter (any more). Pick one with /filter, or use /filter off."
     ),
@@ -184,6 +225,7 @@ KO: dict[str, str] = {
         "팁: 사진을 파일로 보내면(📎 → 파일) 원본 화질이 유지됩니다. 일반 사진으로 보내면 "
         "텔레그램이 먼저 압축합니다.\n\n"
         "/strength — 보호 강도 (1..5)\n/filter — 필터(스타일), 보호 전에 적용\n"
+        "/clip — 딥페이크 테스트: 보호 전과 후의 얼굴 합성\n"
         "/privacy — 보관하는 정보\n/forget — 내 정보 모두 삭제"
     ),
     "help": (
@@ -196,6 +238,7 @@ KO: dict[str, str] = {
         "사진을 파일로 보내면 원본 화질이 유지됩니다.\n\n"
         "/strength N — 기본 강도 1(약함) .. 5(가장 강함), 현재 {strength}\n"
         "/filter — 모든 스타일로 사진 보기 · /filter 이름 — 기본 스타일 · /filter off\n"
+        "/clip — 마지막 사진의 딥페이크 테스트 (결과 아래 🎭 버튼도 있음)\n"
         "/privacy — 보관하는 정보 · /forget — 내 정보 모두 삭제"
     ),
     "privacy": (
@@ -204,7 +247,7 @@ KO: dict[str, str] = {
         "{photo_minutes}분 후 삭제됩니다.\n"
         "• 강도와 필터 설정: 마지막 사용 후 {settings_days}일이 지나면 삭제됩니다.\n"
         "• 시간당 한도 카운터: 1시간 후 삭제됩니다.\n"
-        "사진은 디스크에 저장되지 않으며, 텔레그램 ID는 키가 있는 해시로만 저장됩니다. "
+        "사진은 디스크에 저장되지 않으며, 사용자 ID는 키가 있는 해시로만 저장됩니다. "
         "결과는 전달 후 몇 분 안에 대기열에서 삭제됩니다.\n\n"
         "/forget 으로 지금 모두 삭제할 수 있습니다."
     ),
@@ -296,6 +339,41 @@ KO: dict[str, str] = {
     "cap_still_found": "⚠ 아직 얼굴을 찾는 검출기: {names}. 더 강한 단계를 시도해 보세요.",
     "cap_quality": "SSIM {ssim} · 강도 {strength} · {seconds}초",
     "cap_filter": "🎨 필터: {name} (보호 전에 적용)",
+    # 디스코드 (issue 6).
+    "discord_help": (
+        "사진 보호: /protect 에 이미지를 첨부하세요 (저와의 개인 메시지에서는 이미지만 보내도 "
+        "됩니다). 다음을 보내 드립니다:\n"
+        "• 보호된 이미지(무손실 PNG 파일): 이 파일을 저장하고 공유하세요.\n"
+        "• 보고서: 아직 얼굴을 찾는 검출기와 화질(SSIM, 1.0 = 동일), 보호 전/후 미리보기\n\n"
+        "결과 아래 버튼(본인만 누를 수 있음)으로 같은 사진을 더 약하게 또는 더 강하게 다시 "
+        "보호하거나, 모든 스타일로 보거나(🎨 필터), 딥페이크 테스트(🎭)를 할 수 있습니다.\n"
+        "이미지는 {max_mb}MB까지 받습니다. 디스코드 업로드 한도보다 큰 결과는 무손실 그대로 "
+        "축소해서 보내 드리고 알려 드립니다.\n\n"
+        "/strength — 기본 강도 1(약함) .. 5(가장 강함), 현재 {strength}\n"
+        "/filter — 마지막 사진을 모든 스타일로 보기 · /filter 이름 — 기본 스타일\n"
+        "/clip — 마지막 사진의 딥페이크 테스트\n"
+        "/privacy — 보관하는 정보 · /forget — 내 정보 모두 삭제"
+    ),
+    "discord_not_yours": (
+        "이 버튼은 그 사진을 보낸 사람만 누를 수 있습니다. 내 사진은 /protect 로 보호하세요."
+    ),
+    "discord_resized": (
+        "⚠ 무손실 PNG가 {size_mb}MB로, 여기서 디스코드에 올릴 수 있는 {limit_mb}MB보다 큽니다. "
+        "같은 보호된 이미지를 {width}×{height}로 축소한 무손실 PNG입니다 (손실 압축 JPEG는 "
+        "보내지 않습니다: 재압축은 보호가 견뎌야 하는 바로 그 처리입니다). 원본 크기로 받으려면 "
+        "화소 수가 더 적은 사진을 보내 주세요."
+    ),
+    "discord_result_too_big": (
+        "결과가 축소해도 여기서 디스코드에 올릴 수 있는 {limit_mb}MB보다 큽니다. 더 작은 사진을 "
+        "보내 주세요."
+    ),
+    "discord_too_big": "파일이 {max_mb}MB보다 큽니다. 더 작은 이미지를 보내 주세요.",
+    "discord_report_title": "🛡 보호 보고서",
+    "cmd_protect": "사진을 딥페이크 도구로부터 보호",
+    "opt_image": "보호할 사진 (이미지 파일)",
+    "opt_strength": "1(약함) .. 5(가장 강함), 기본값: 내 /strength",
+    "opt_level": "1(약함) .. 5(가장 강함), 비워 두면 현재 강도 표시",
+    "opt_filter": "새 사진의 기본 스타일, 비워 두면 마지막 사진을 모든 스타일로 보기",
     "note_animated_first_frame": "움직이는 이미지: 첫 프레임만 보호했습니다.",
     "note_multipage_first_page": "여러 페이지 이미지: 첫 페이지만 보호했습니다.",
     "note_exif_rotated": "방향 태그에 따라 사진을 바로 세웠습니다.",
@@ -305,6 +383,7 @@ KO: dict[str, str] = {
     "note_palette_converted": "팔레트 이미지를 풀 컬러로 돌려드립니다.",
     "note_alpha_flattened": "투명한 부분을 흰색 배경으로 합쳤습니다.",
     "note_icc_converted": "색 프로필을 적용했습니다 (결과는 일반 sRGB입니다).",
+    "note_downscaled": "아주 큰 사진이라 보호하기 전에 크기를 줄였습니다.",
     "error_empty": "파일이 비어 있습니다 (0바이트). 사진을 다시 보내 주세요.",
     "error_not_an_image": "읽을 수 있는 이미지가 아닙니다. JPEG, PNG 또는 WebP 사진을 보내 주세요.",
     "error_unsupported_format": (
@@ -316,7 +395,9 @@ KO: dict[str, str] = {
     "error_too_many_pixels": (
         "이미지가 너무 큽니다 (5천만 화소 초과). 더 작은 이미지를 보내 주세요."
     ),
-    "error_too_small": "이미지가 너무 작아서 보호할 수 없습니다.",
+    "error_too_small": (
+        "이미지가 너무 작아서 보호할 수 없습니다 (최소 16×16 화소). 더 큰 사진을 보내 주세요."
+    ),
     "error_unknown_filter": (
         "알 수 없는 필터입니다. /filter 로 고르거나 /filter off 를 사용해 주세요."
     ),

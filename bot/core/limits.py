@@ -3,10 +3,16 @@
 The in-flight lock is taken first (``SET NX`` with the job's id and a TTL, so a crashed bot
 cannot lock a user out for longer than one result timeout); every later check runs while the
 user holds it, so the quota needs no transaction of its own.
+
+The queue cap counts jobs as they are admitted, not only once enqueued: a burst of photos all
+pass a length check before the first download ends and its job is enqueued. Each admitted job
+holds a place in ``ADMITTED_KEY`` (a sorted set of request ids scored by when the place lapses,
+taken atomically under the cap by a script) until its slot is released.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -18,6 +24,16 @@ from common.config import Config
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
+"""
+#: Places in the global cap: a sorted set of admitted request ids, scored by expiry time.
+ADMITTED_KEY = "dfb:admitted"
+#: Drops lapsed places, then takes one for ARGV[4] if fewer than ARGV[3] are taken.
+_ADMIT = """
+redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1])
+if redis.call('zcard', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('zadd', KEYS[1], ARGV[2], ARGV[4])
+redis.call('expire', KEYS[1], ARGV[5])
+return 1
 """
 QUOTA_WINDOW_S = 3600
 
@@ -54,7 +70,9 @@ class Limits:
         if not await self.redis.set(keys.inflight, request_id, nx=True, ex=self.lock_ttl_s):
             raise Refused("one_at_a_time")
         try:
-            if await self.queue.queue_length() >= self.max_queue:
+            if await self.queue.queue_length() >= self.max_queue or not await self._place(
+                request_id
+            ):
                 raise Refused("busy")
             if not count:
                 return
@@ -71,8 +89,18 @@ class Limits:
             raise
 
     async def release(self, user: User, request_id: str) -> None:
-        """Free the user's slot if ``request_id`` still holds it."""
+        """Free the user's slot if ``request_id`` still holds it, and its place in the cap."""
         await self.redis.eval(_RELEASE, 1, self.hasher.keys(user).inflight, request_id)
+        await self.redis.zrem(ADMITTED_KEY, request_id)
+
+    async def _place(self, request_id: str) -> bool:
+        """Take a place under the global cap for ``request_id`` (False: all taken). A place
+        lapses with the user's lock, should its bot crash before releasing it."""
+        now = time.time()
+        return bool(await self.redis.eval(
+            _ADMIT, 1, ADMITTED_KEY, now, now + self.lock_ttl_s, self.max_queue, request_id,
+            self.lock_ttl_s,
+        ))
 
     async def holds(self, user: User, request_id: str) -> bool:
         """Whether ``request_id`` still holds the user's slot (False after ``/forget``)."""

@@ -20,7 +20,14 @@ from redis.exceptions import WatchError
 from bot.core.users import SALT_KEY, User, UserHasher, UserKeys
 from common.config import Config
 from common.filters import FILTERS, NATURAL
-from common.jobs import FAST_QUEUE, SLOW_QUEUE, delivered_key, done_key, progress_key
+from common.jobs import (
+    FAST_QUEUE,
+    SLOW_QUEUE,
+    cancel_key,
+    delivered_key,
+    done_key,
+    progress_key,
+)
 
 STRENGTHS = range(1, 6)
 
@@ -42,6 +49,11 @@ class UserStore:
         self.settings_ttl_s = config.privacy.settings_ttl_s
         # A job's keys outlive the bot's wait for it by the result's keep time at most.
         self.requests_ttl_s = config.bot.result_timeout_s + config.worker.keep_result_s + 60
+        # A cancelled job's worker deletes the mark once the job ends; else it outlives the job.
+        self.cancel_ttl_s = (
+            max(config.worker.fast_timeout_s, config.worker.slow_timeout_s)
+            * config.worker.max_tries + 60
+        )
 
     def keys(self, user: User) -> UserKeys:
         return self.hasher.keys(user)
@@ -129,10 +141,14 @@ class UserStore:
 
     async def forget(self, user: User) -> int:
         """Delete every key about the user now, including queued jobs and results of their
-        recent requests; returns how many keys were deleted."""
+        recent requests; a job a worker is running is marked cancelled (``cancel_key``): the
+        worker stops it and deletes its keys when it ends. Returns how many keys were deleted."""
         keys = self.keys(user)
         own = [key async for key in self.redis.scan_iter(match=f"{keys.prefix}*", count=200)]
         request_ids = [rid.decode() for rid in await self.redis.smembers(keys.requests)]
+        for rid in request_ids:  # mark first, so the worker never stores what is deleted next
+            if await self.redis.exists(in_progress_key_prefix + rid):
+                await self.redis.set(cancel_key(rid), b"1", ex=self.cancel_ttl_s)
         related = [
             key
             for rid in request_ids

@@ -24,7 +24,6 @@ from telegram import (
     Update,
 )
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -34,12 +33,15 @@ from telegram.ext import (
     filters,
 )
 
+from bot.core.files import not_an_image
 from bot.core.flow import Outcome, neighbours
 from bot.core.i18n import language, text
 from bot.core.limits import Refused
+from bot.core.logs import redact_logs
 from bot.core.service import BotCore
 from bot.core.store import STRENGTHS
 from bot.core.users import User
+from bot.handlers.retry import RetryingRateLimiter
 from common.config import Config, ConfigError, load
 from common.redis_server import resolve_url
 
@@ -52,9 +54,6 @@ CORE = "core"
 CAPTION_MAX = 1024
 SEND_DOCUMENT_MAX = 50 * 1024 * 1024
 COMMANDS = ("start", "help", "strength", "filter", "clip", "privacy", "forget")
-#: Document types worth trying to decode (Telegram often sends images as octet-stream).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif",
-                    ".heic", ".heif")
 PRIVATE = filters.ChatType.PRIVATE
 
 Context = ContextTypes.DEFAULT_TYPE
@@ -167,10 +166,7 @@ async def photo(update: Update, context: Context) -> None:
 async def document(update: Update, context: Context) -> None:
     """A file: images are protected byte-exact; anything else gets a clear message."""
     doc = update.effective_message.document
-    mime = (doc.mime_type or "").lower()
-    name = (doc.file_name or "").lower()
-    plausible = mime.startswith("image/") or name.endswith(IMAGE_EXTENSIONS)
-    if not plausible and mime not in ("", "application/octet-stream"):
+    if not_an_image(doc.mime_type, doc.file_name):
         await _say(update, context, "not_an_image_document")
         return
     await _protect_upload(update, context, doc.file_id, doc.file_size)
@@ -266,18 +262,25 @@ async def _protect_remembered(
     await _protect(update, context, cached, level, token, look)
 
 
+class _StatusLine:
+    """``OnStatus`` for a chat: the first message is sent, later ones edit it."""
+
+    def __init__(self, context: Context, chat_id: int) -> None:
+        self.context, self.chat_id = context, chat_id
+        self.message: Message | None = None
+
+    async def __call__(self, text: str) -> None:
+        if self.message is None:
+            self.message = await self.context.bot.send_message(self.chat_id, text)
+        else:
+            await self.message.edit_text(text)
+
+
 async def _show_sheet(update: Update, context: Context, token: str, image: bytes) -> None:
     """Send the contact sheet of the remembered photo ``token`` with a button per look (and a
     status line only while it waits in the queue)."""
     core, user, chat_id = _core(context), _user(update), update.effective_chat.id
-    status: Message | None = None
-
-    async def on_status(message: str) -> None:
-        nonlocal status
-        if status is None:
-            status = await context.bot.send_message(chat_id, message)
-        else:
-            await status.edit_text(message)
+    on_status = _StatusLine(context, chat_id)
 
     try:
         async with core.flow.admit(user, count=False) as ticket:
@@ -326,25 +329,16 @@ async def _protect(
     look: str | None = None,
 ) -> None:
     """Admit, tell the user at once, fetch the image, run the job (after the filter ``look``),
-    deliver the outcome once."""
-    core, user = _core(context), _user(update)
+    deliver the outcome once (``ProtectFlow.protect``; a failure reaches ``on_error``)."""
+    core, user, chat_id = _core(context), _user(update), update.effective_chat.id
+    on_status = _StatusLine(context, chat_id)
+
+    async def deliver(outcome: Outcome) -> None:
+        await _deliver(update, context, user, outcome)
+
     try:
-        async with core.flow.admit(user) as ticket:
-            status = await _say(update, context, "status_received")
-
-            async def on_status(message: str) -> None:
-                await status.edit_text(message)
-
-            try:
-                image = await load_image()
-                outcome = await core.flow.run(
-                    ticket, image, strength=level, on_status=on_status, token=token, filter=look
-                )
-            except Exception:
-                await _try(on_status(text(user.lang, "status_failed")))
-                raise  # on_error logs it and tells the user
-            if outcome is not None:
-                await _deliver(update, context, user, outcome)
+        await core.flow.protect(user, load_image, strength=level, on_status=on_status,
+                                deliver=deliver, token=token, filter=look)
     except Refused as refused:
         await _say(update, context, refused.reason, **refused.values)
 
@@ -459,7 +453,7 @@ def build_application(
     builder = (
         ApplicationBuilder()
         .token(token)
-        .rate_limiter(AIORateLimiter(max_retries=config.bot.max_retries))
+        .rate_limiter(RetryingRateLimiter(max_retries=config.bot.max_retries))
         .concurrent_updates(True)
         .post_init(lambda app: _open_core(app, redis_url, config))
         .post_shutdown(_close_core)
@@ -473,29 +467,11 @@ def build_application(
     return application
 
 
-class _Redact(logging.Filter):
-    """Replaces secrets in every formatted log record (httpx logs URLs with the token)."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(s in message for s in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
-        return True
-
-
 def protect_logs(*secrets: str, handlers: list[logging.Handler] | None = None) -> None:
     """Keep secrets out of logs: quiet httpx's URL logging and redact them at ``handlers``
     (default: every root handler, e.g. the launcher's ``basicConfig`` one)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    redact = _Redact(list(secrets))
-    for handler in logging.getLogger().handlers if handlers is None else handlers:
-        handler.addFilter(redact)
+    redact_logs(*secrets, handlers=handlers)
 
 
 def run_telegram(config: Config | None = None, redis_url: str = "", token: str = "") -> None:

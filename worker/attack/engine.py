@@ -10,6 +10,7 @@ the perturbation is upsampled to full resolution, clipped to the per-pixel budge
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from worker.attack import surrogates as surrogate_plugins
-from worker.attack.eot import random_eot
+from worker.attack.eot import gaussian_blur, random_eot
 from worker.attack.masks import budget_map
 from worker.attack.profiles import Profile, default_evaluators, default_surrogates, profile_for
 from worker.attack.verify import Verifier, distinct_faces
@@ -155,6 +156,9 @@ class ProtectionEngine:
                 continue
             quiet = 0
             grad = tape.gradient(adv, delta, output_gradients=seen)
+            if profile.grad_blur > 0:  # translation-invariant steps transfer better (TI-FGSM)
+                radius = math.ceil(2 * profile.grad_blur)
+                grad = gaussian_blur(grad, tf.constant(profile.grad_blur), radius)
             grad = grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
             velocity = profile.momentum * velocity + grad
             delta = delta - profile.step_size * (low_limit / profile.eps) * tf.sign(velocity)

@@ -236,7 +236,7 @@ def diff_jpeg(images: tf.Tensor, quality: int | tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(_floor_ste(rgb + 0.5), 0.0, 255.0)
 
 
-def _gaussian_blur(images: tf.Tensor, sigma: tf.Tensor, radius: int) -> tf.Tensor:
+def gaussian_blur(images: tf.Tensor, sigma: tf.Tensor, radius: int) -> tf.Tensor:
     """Separable Gaussian blur with a fixed ``radius``; ``sigma`` ~ 0 gives the identity."""
     taps = tf.range(-radius, radius + 1, dtype=tf.float32)
     safe = tf.maximum(sigma, 1e-3)
@@ -244,7 +244,7 @@ def _gaussian_blur(images: tf.Tensor, sigma: tf.Tensor, radius: int) -> tf.Tenso
     kernel = kernel / tf.reduce_sum(kernel)
     identity = tf.one_hot(radius, 2 * radius + 1, dtype=tf.float32)
     kernel = tf.where(sigma < 1e-3, identity, kernel)
-    channels = 3
+    channels = images.shape[-1] or 3
     k_rows = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
     k_cols = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
     h = tf.shape(images)[1]
@@ -294,7 +294,7 @@ def random_eot(
     if blur_sigma is not None:
         sigma = rng.uniform([], blur_sigma[0], blur_sigma[1])
         radius = max(1, math.ceil(3.0 * float(blur_sigma[1])))
-        x = _gaussian_blur(x, sigma, radius)
+        x = gaussian_blur(x, sigma, radius)
     if shift:
         offsets = rng.uniform([2], -shift, shift + 1, dtype=tf.int32)
         x = _shift(x, offsets[0], offsets[1])

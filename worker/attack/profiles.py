@@ -36,6 +36,7 @@ class Profile:
     margin: float = 2.0            # logits below each detector's threshold by this much
     delta_scale: float = 1.0       # resolution of the perturbation relative to the working copy
     channels: int = 3              # 1: one grey perturbation for R, G and B (no colour blotches)
+    grad_blur: float = 0.0         # Gaussian sigma (px) smoothing each step's gradient (TI-FGSM)
     patience: int = 3              # stop after this many steps in a row with every loss at 0
 
 

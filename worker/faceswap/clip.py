@@ -27,6 +27,8 @@ from worker.faceswap.swapper import SourceFace, Swapper, make_swapper
 WORK_SIDE = 1024
 #: Identity is measured on this many evenly spaced frames per side.
 IDENTITY_SAMPLES = 8
+#: Progress is reported every this many swapped frames.
+PROGRESS_EVERY = 10
 #: Height of the caption band under each half; gap between the halves; inset photo side.
 CAPTION_H = 104
 GAP = 8
@@ -109,13 +111,19 @@ def work_copy(rgb: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
 def deepfake(
     photo: np.ndarray, face: ExtractedFace | None, sequence: list[target.TargetFrame],
     swapper: Swapper, reference: np.ndarray | None,
+    on_frame: Callable[[float], None] | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
     """The output frames for one photo (the untouched target when ``face`` is None) and the
-    identity distances of the sampled frames to ``reference`` (the user's original face)."""
+    identity distances of the sampled frames to ``reference`` (the user's original face);
+    ``on_frame`` hears the fraction of frames done, every ``PROGRESS_EVERY`` frames."""
     if face is None:
         return [frame.image for frame in sequence], []
     source = SourceFace(photo, face)
-    frames = [swapper.swap(source, frame.image, frame.landmarks) for frame in sequence]
+    frames = []
+    for index, frame in enumerate(sequence):
+        frames.append(swapper.swap(source, frame.image, frame.landmarks))
+        if on_frame is not None and index % PROGRESS_EVERY == 0:
+            on_frame(index / len(sequence))
     if reference is None:
         return frames, []
     step = max(1, len(frames) // IDENTITY_SAMPLES)
@@ -189,8 +197,13 @@ def make_clip(
     outputs, sides = [], []
     for index, (name, photo, face) in enumerate(zip(("original", "protected"), photos, faces,
                                                     strict=True)):
-        report("swapping", 0.1 + 0.4 * index)
-        frames, distances = deepfake(photo, face, sequence, swap, reference)
+        start = 0.1 + 0.4 * index
+        report("swapping", start)
+
+        def on_frame(done: float, start: float = start) -> None:
+            report("swapping", start + 0.35 * done)
+
+        frames, distances = deepfake(photo, face, sequence, swap, reference, on_frame)
         outputs.append(frames)
         sides.append(Side(name, detector, face.faces_found if face else 0, distances))
     report("rendering", 0.9)

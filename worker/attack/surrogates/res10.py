@@ -123,9 +123,15 @@ class Res10Surrogate(Surrogate):
             pad, stride = _get(p, "pad", 0), _get(p, "stride", 1)
             dilation = _get(p, "dilation", 1)
 
+            if dilation != 1 and stride != 1:
+                raise NotImplementedError("strided dilated convolution")
+
             def conv(x: tf.Tensor) -> tf.Tensor:
                 x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-                y = tf.nn.conv2d(x, kernel, stride, "VALID", dilations=dilation)
+                if dilation != 1:  # space-to-batch: TF's plain CPU kernels have no dilated
+                    y = tf.nn.atrous_conv2d(x, kernel, dilation, "VALID")  # backprop (no oneDNN)
+                else:
+                    y = tf.nn.conv2d(x, kernel, stride, "VALID")
                 return y if bias is None else y + bias
 
             return conv

@@ -1,0 +1,64 @@
+"""Try one change to a strength profile and score it like the protection benchmark.
+
+    .venv/bin/python -m bench.profile_sweep LABEL [key=value ...] [--strength 3] [--small]
+
+Each ``key=value`` overrides a ``worker.attack.profiles.Profile`` field (values are JSON, e.g.
+``delta_scale=0.5``, ``eot_jpeg=[60,95]``). Prints one line: SSIM, PSNR and, per detector, the %
+of faces still found on the protected image / after JPEG q85 / after 0.5x (lower is better), and
+appends it to ``--log``. Used for the "what was tried" table in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from bench.protection import pct, photos, summarise
+
+
+def overrides(pairs: list[str]) -> dict[str, object]:
+    """``["steps=80", "eot_jpeg=[60,95]"]`` -> ``{"steps": 80, "eot_jpeg": (60, 95)}``."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        value = json.loads(raw)
+        out[key] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def main() -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("label")
+    parser.add_argument("changes", nargs="*", metavar="key=value")
+    parser.add_argument("--strength", type=int, default=3)
+    parser.add_argument("--small", action="store_true", help="use shared/faces/small")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--log", default="bench-out/profile_sweep.txt")
+    args = parser.parse_args()
+
+    from worker.attack.engine import ProtectionEngine
+    from worker.attack.profiles import profile_for
+
+    profile = replace(profile_for(args.strength), **overrides(args.changes))
+    engine = ProtectionEngine()
+    reports = [(rgb, engine.protect(rgb, profile).report)
+               for _, rgb in photos(args.limit, args.small)]
+    s = summarise(reports)
+    cells = " ".join(
+        f"{n}:{pct(s['kept'][n], 'protected')}/{pct(s['kept'][n], 'jpeg85')}/"
+        f"{pct(s['kept'][n], 'half')}" for n in s["roles"])
+    line = (f"{args.label} | ssim {s['ssim']:.3f} ({s['ssim_min']:.3f}) psnr {s['psnr']:.1f} | "
+            f"{s['s_per_mp']:.1f} s/MP | {cells}")
+    print(line)
+    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.log, "a") as log:
+        log.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
