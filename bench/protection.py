@@ -43,6 +43,13 @@ def photos(limit: int | None, small: bool) -> list[tuple[str, np.ndarray]]:
     return [(p.name, decode_image(p.read_bytes()).rgb) for p in files[:limit]]
 
 
+def photo_source(small: bool) -> str:
+    """Where ``photos`` took the photos from, for the table's header."""
+    if not FACES.is_dir():
+        return "the packaged sample"
+    return "`../shared/faces/small`" if small else "`../shared/faces`"
+
+
 def noise_baseline(engine, rgb: np.ndarray, level: int, seed: int) -> dict:
     """Uniform random noise filling the same per-pixel budget the attack may use."""
     from worker.attack.masks import budget_map
@@ -93,7 +100,7 @@ def render(rows: list[tuple[str, dict]], args: argparse.Namespace, n_photos: int
         f"Command: `.venv/bin/python -m bench.protection {args.argv}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, "
         f"no GPU; {time.strftime('%Y-%m-%d')}  ",
-        f"Photos: {n_photos} ({'packaged sample' if n_photos == 1 else str(FACES)}), "
+        f"Photos: {n_photos} ({photo_source(args.small)}), "
         f"faces found on the originals (union of all detectors): {first['faces']}",
         "",
         "Cells: % of the faces a detector found on the original that it still finds on the "
