@@ -362,7 +362,7 @@ async def test_korean_locale(bot, fake: FakeDiscord) -> None:
 async def test_every_key_has_a_ttl(bot, redis: Redis) -> None:
     await asyncio.sleep(0.3)
     keys = [key async for key in redis.scan_iter()]
-    assert keys and {key: ttl for key in keys if (ttl := await redis.ttl(key)) < 0} == {}
+    assert keys and {key: ttl for key in keys if (ttl := await redis.ttl(key)) == -1} == {}
 
 
 async def test_runs_in_a_thread_beside_another_bot_and_stops(bot, fake: FakeDiscord,

@@ -45,7 +45,7 @@ def _rid() -> str:
 def _keys_without_ttl(url: str) -> dict[str, int]:
     client = redis.Redis.from_url(url)
     try:
-        return {k.decode(): client.ttl(k) for k in client.keys("*") if client.ttl(k) < 0}
+        return {k.decode(): client.ttl(k) for k in client.keys("*") if client.ttl(k) == -1}
     finally:
         client.close()
 

@@ -206,4 +206,4 @@ async def test_every_key_has_a_ttl(bot, fake: FakeTelegram, redis) -> None:
     await asyncio.sleep(0.5)  # let the last jobs' bookkeeping settle
     keys = [key async for key in redis.scan_iter()]
     assert any(key.endswith(b":settings") for key in keys)
-    assert keys and {key: ttl for key in keys if (ttl := await redis.ttl(key)) < 0} == {}
+    assert keys and {key: ttl for key in keys if (ttl := await redis.ttl(key)) == -1} == {}
