@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 from bot.core.users import SALT_KEY, User, UserHasher
 from bot.handlers.telegram import (
     WEBHOOK_SECRET_ENV,
-    build_application,
     protect_logs,
     run_telegram,
 )
 from common.config import ConfigError, load
+from tests.e2e import bot_config, running_bot
 from tests.fake_telegram import TOKEN, Call, FakeTelegram
 from worker.attack.profiles import TEST_PROFILE
 
@@ -70,18 +70,8 @@ async def redis(redis_url: str):
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def bot(fake: FakeTelegram, redis: Redis, redis_url: str, service_worker):
     """The bot, polling the fake server; jobs use the engine's fast test profile."""
-    config = load()
-    config = replace(config, bot=replace(config.bot, test_profile=True, status_interval_s=0.2))
-    app = build_application(fake.token, redis_url, config, fake.base_url, fake.base_file_url)
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
-    await app.updater.start_polling(poll_interval=0.0, timeout=1)
-    yield app
-    await app.updater.stop()
-    await app.stop()
-    await app.post_shutdown(app)
-    await app.shutdown()
+    async with running_bot(fake, redis_url, bot_config()) as app:
+        yield app
 
 
 async def _reply(fake: FakeTelegram, user: int, since: float, contains: str,
