@@ -20,6 +20,7 @@ DISPLAY_NAMES = {
     "blazeface_short": "BlazeFace (short)",
     "blazeface_full": "BlazeFace (full)",
     "res10_ssd": "OpenCV SSD",
+    "haar_alt2": "OpenCV Haar (alt2)",
     "dlib_hog": "dlib HOG",
     "dlib_mmod": "dlib CNN",
     "haar": "OpenCV Haar",

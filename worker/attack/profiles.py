@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 #: Differentiable detectors the attack optimises against (``worker.attack.surrogates``).
-SURROGATES: tuple[str, ...] = ("mtcnn", "blazeface_short", "blazeface_full", "res10_ssd")
+SURROGATES: tuple[str, ...] = (
+    "mtcnn", "blazeface_short", "blazeface_full", "res10_ssd", "haar_alt2",
+)
 #: Detectors never used for gradients: the honest, black-box part of every report.
 EVALUATORS: tuple[str, ...] = ("dlib_hog", "dlib_mmod", "haar", "lbp")
 

@@ -21,6 +21,7 @@ PLUGINS: dict[str, str] = {
     "blazeface_short": "worker.detectors.blazeface:BlazeFaceShort",
     "blazeface_full": "worker.detectors.blazeface:BlazeFaceFull",
     "res10_ssd": "worker.detectors.res10:Res10Detector",
+    "haar_alt2": "worker.detectors.haar:HaarAlt2Detector",
     "dlib_hog": "worker.detectors.dlib_hog:DlibHogDetector",
     "dlib_mmod": "worker.detectors.dlib_mmod:DlibMmodDetector",
     "haar": "worker.detectors.haar:HaarDetector",

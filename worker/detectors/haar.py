@@ -1,4 +1,5 @@
-"""OpenCV's Viola-Jones Haar cascade (``haarcascade_frontalface_default.xml``)."""
+"""OpenCV's Viola-Jones Haar cascades: ``frontalface_default`` (an evaluator) and
+``frontalface_alt2`` (the reference run of the ``haar_alt2`` surrogate)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ class HaarDetector(Detector):
     scale_factor: ClassVar[float] = 1.1
     min_neighbors: ClassVar[int] = 5
     min_size: ClassVar[tuple[int, int]] = (20, 20)
+    cascade_file: ClassVar[str] = "haarcascade_frontalface_default.xml"
 
     def __init__(self) -> None:
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        path = cv2.data.haarcascades + self.cascade_file
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
             raise FileNotFoundError(f"could not load Haar cascade {path}")
@@ -40,3 +42,11 @@ class HaarDetector(Detector):
             Face(float(x), float(y), float(min(x + bw, w)), float(min(y + bh, h)))
             for x, y, bw, bh in boxes
         ]
+
+
+class HaarAlt2Detector(HaarDetector):
+    """Lienhart's ``frontalface_alt2`` cascade (tree stumps, 20x20 windows), same parameters."""
+
+    name: ClassVar[str] = "haar_alt2"
+    description: ClassVar[str] = "OpenCV Haar cascade, frontalface_alt2"
+    cascade_file: ClassVar[str] = "haarcascade_frontalface_alt2.xml"

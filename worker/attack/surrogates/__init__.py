@@ -15,6 +15,7 @@ PLUGINS: dict[str, str] = {
     "blazeface_short": "worker.attack.surrogates.blazeface:BlazeFaceShortSurrogate",
     "blazeface_full": "worker.attack.surrogates.blazeface:BlazeFaceFullSurrogate",
     "res10_ssd": "worker.attack.surrogates.res10:Res10Surrogate",
+    "haar_alt2": "worker.attack.surrogates.haar:HaarCascadeSurrogate",
 }
 
 
