@@ -72,3 +72,13 @@ def test_soft_loss_hides_the_face_from_opencv(surrogate: HaarCascadeSurrogate) -
     assert losses[0] > 0 and losses[-1] < 0.5 * losses[0]
     assert np.abs(protected.astype(int) - rgb).max() <= eps
     assert HaarAlt2Detector().detect(protected) == []
+
+
+def test_no_face_means_no_loss(surrogate: HaarCascadeSurrogate) -> None:
+    image = tf.constant(skimage.data.astronaut()[None], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        loss = surrogate.loss(image, np.zeros((0, 4), np.float32))
+    grad = tape.gradient(loss, image)
+    assert float(loss) == 0.0
+    assert grad is None or np.all(np.isfinite(grad.numpy()))

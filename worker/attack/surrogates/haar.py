@@ -153,7 +153,8 @@ class HaarCascadeSurrogate(Surrogate):
     scales: ClassVar[tuple[float, ...]] = (0.7, 0.8, 0.9, 1.0, 1.15, 1.3)
     #: Crop side / window side: positions up to +-0.2 windows from the face centre.
     context: ClassVar[float] = 1.4
-    #: Sigmoid temperature, relative to each node's spread of values on faces.
+    #: Sigmoid temperature of the backward pass, relative to each node's |threshold| + 0.01
+    #: (variance-normalised feature values on faces spread ~0.01 around the thresholds).
     temperature: ClassVar[float] = 0.1
 
     def __init__(self, margin: float = 0.05) -> None:
@@ -172,7 +173,6 @@ class HaarCascadeSurrogate(Surrogate):
             weight[f, : len(nonzero)] = cascade.features[nonzero, f]
         self._corner_index = tf.constant(index[cascade.node_feature])  # per node: (N, corners)
         self._corner_weight = tf.constant(weight[cascade.node_feature])
-        self._node_feature = tf.constant(cascade.node_feature)
         self._node_threshold = tf.constant(cascade.node_threshold)
         self._leaf_path = tf.constant(cascade.leaf_path)
         self._leaf_left = tf.constant(cascade.leaf_left)
@@ -263,7 +263,8 @@ class HaarCascadeSurrogate(Surrogate):
         # window has every stage pushed below its threshold, not just the weakest one.
         alive = tf.cast(tf.reduce_min(margins, axis=-1) > -self.margin, tf.float32)
         hinge = tf.nn.relu(margins + self.margin) * tf.stop_gradient(alive)[:, None]
-        return tf.reduce_sum(tf.reduce_mean(hinge, axis=0))
+        windows = tf.maximum(tf.cast(tf.shape(hinge)[0], tf.float32), 1.0)  # 0 with no face
+        return tf.reduce_sum(hinge) / windows
 
     def face_scores(self, images: tf.Tensor) -> tf.Tensor:
         """1 where some window of the whole image, resized to one crop, passes every stage."""
