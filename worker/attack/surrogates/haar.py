@@ -28,9 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from worker.attack.surrogates.base import Surrogate
-
-GREY = (0.299, 0.587, 0.114)  # cv2.COLOR_RGB2GRAY
-SUPERSAMPLE = 4
+from worker.attack.surrogates.windows import GREY, face_crops
 
 
 @dataclass(frozen=True)
@@ -192,32 +190,9 @@ class HaarCascadeSurrogate(Surrogate):
 
     # --- evaluation -------------------------------------------------------------------------
 
-    def crops(self, images: tf.Tensor, faces: tf.Tensor) -> tf.Tensor:
+    def crops(self, images: tf.Tensor, faces: tf.Tensor | np.ndarray) -> tf.Tensor:
         """Grey crops (B * N * K, crop_h, crop_w, 1) around every face at every scale."""
-        grey = tf.reduce_sum(images * tf.constant(GREY, tf.float32), axis=-1, keepdims=True)
-        faces = tf.convert_to_tensor(faces, tf.float32)
-        cx = (faces[:, 0] + faces[:, 2]) / 2
-        cy = (faces[:, 1] + faces[:, 3]) / 2
-        shape = tf.cast(tf.shape(images)[1:3], tf.float32)
-        # Square windows of side s * max(face width, face height) in pixels.
-        side = tf.maximum((faces[:, 2] - faces[:, 0]) * shape[1],
-                          (faces[:, 3] - faces[:, 1]) * shape[0])
-        scales = tf.constant(self.scales, tf.float32)
-        half = side[:, None] * scales[None, :] * self.context / 2  # (N, K) pixels
-        cx, cy = cx[:, None] * shape[1], cy[:, None] * shape[0]
-        boxes = tf.stack([(cy - half) / shape[0], (cx - half) / shape[1],
-                          (cy + half) / shape[0], (cx + half) / shape[1]], axis=-1)
-        boxes = tf.reshape(boxes, [-1, 4])
-        batch = tf.shape(images)[0]
-        count = tf.shape(boxes)[0]
-        boxes = tf.tile(boxes, [batch, 1])
-        index = tf.repeat(tf.range(batch), count)
-        # Crop at 4x the size, then average 4x4 blocks: every pixel under a window counts, as
-        # it does for a detector's pyramid on whatever sampling grid it lands (a plain bilinear
-        # crop would sample a sparse grid the attack could fit and no other detector would see).
-        fine = (self.crop[0] * SUPERSAMPLE, self.crop[1] * SUPERSAMPLE)
-        crops = tf.image.crop_and_resize(grey, boxes, index, fine, method="bilinear")
-        return tf.nn.avg_pool2d(crops, SUPERSAMPLE, SUPERSAMPLE, "VALID")
+        return face_crops(images, faces, self.scales, self.context, self.crop)
 
     def stage_margins(self, crops: tf.Tensor, hard: bool = False, stride: int = 2) -> tf.Tensor:
         """(windows, S) stage sum minus stage threshold for the windows of every crop at every
