@@ -13,7 +13,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from bot.core import i18n
-from bot.core.captions import report_caption
+from bot.core.captions import DISPLAY_NAMES, report_caption
 from bot.core.flow import neighbours
 from bot.core.limits import Limits, Refused
 from bot.core.status import StatusReporter, status_text
@@ -275,3 +275,10 @@ async def test_queue_cap_holds_for_a_burst_of_admissions(
         await limits.release(user, f"job-{user.id}")
     assert not await redis.exists(ADMITTED_KEY)
     await queue.close()
+
+
+def test_every_detector_has_a_display_name() -> None:
+    """Reports name detectors to people: every built-in plugin has a readable name."""
+    from worker.detectors import PLUGINS
+
+    assert set(PLUGINS) <= set(DISPLAY_NAMES)

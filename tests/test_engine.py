@@ -121,3 +121,13 @@ def test_every_model_loads_without_network():
         [sys.executable, "-c", BLOCK_NETWORK], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-2000:]
+
+
+def test_faces_take_turns_for_surrogates_with_a_face_limit() -> None:
+    from worker.attack.engine import faces_for_step
+
+    faces = np.arange(14 * 4, dtype=np.float32).reshape(14, 4)
+    assert faces_for_step(faces, 0, 3) is faces and faces_for_step(faces, 20, 3) is faces
+    seen = [faces_for_step(faces, 6, step)[:, 0] for step in range(3)]
+    assert all(len(s) == 6 for s in seen)
+    assert set(np.concatenate(seen)) == set(faces[:, 0])  # every face within three steps

@@ -133,7 +133,7 @@ class ProtectionEngine:
         missing = set(names) - set(self._gradients)
         if missing:
             raise ValueError(f"profile needs surrogates this engine did not load: {missing}")
-        active = [self._gradients[name] for name in names]
+        active = [(self._gradients[name], self.surrogates[name].faces_per_step) for name in names]
         quiet = 0
         for step in range(profile.steps):
             clean = step % profile.clean_every == 0
@@ -146,7 +146,7 @@ class ProtectionEngine:
                         adv, rng, jpeg=profile.eot_jpeg, scale=profile.eot_scale,
                         blur_sigma=profile.eot_blur, shift=profile.eot_shift,
                     )
-            seen = _balanced_gradient(active, adv, hints)
+            seen = _balanced_gradient(active, adv, hints, step)
             if progress:
                 progress(0.05 + 0.85 * (step + 1) / profile.steps)
             if seen is None:  # every surrogate is already below its threshold by the margin
@@ -195,14 +195,22 @@ def _gradient_fn(surrogate: surrogate_plugins.Surrogate) -> GradientFn:
     return lambda image, faces: compiled(image, tf.constant(faces, tf.float32))
 
 
+def faces_for_step(faces: np.ndarray, limit: int, step: int) -> np.ndarray:
+    """All ``faces``, or ``limit`` of them taking turns (step 0: the first ``limit``, step 1:
+    the next ones, round the list), so a crowd costs a bounded amount of time and memory."""
+    if limit <= 0 or len(faces) <= limit:
+        return faces
+    return faces[(step * limit + np.arange(limit)) % len(faces)]
+
+
 def _balanced_gradient(
-    active: list[GradientFn], image: tf.Tensor, faces: np.ndarray
+    active: list[tuple[GradientFn, int]], image: tf.Tensor, faces: np.ndarray, step: int
 ) -> tf.Tensor | None:
     """Sum of each surrogate's normalised loss gradient w.r.t. ``image``, so no detector
     dominates the ensemble; None when every loss is already 0."""
     total = None
-    for gradient in active:
-        loss, grad = gradient(image, faces)
+    for gradient, limit in active:
+        loss, grad = gradient(image, faces_for_step(faces, limit, step))
         if float(loss) <= 0.0:
             continue
         total = grad if total is None else total + grad

@@ -21,6 +21,9 @@ class Surrogate(ABC):
     #: True when ``loss`` is pure TensorFlow (no numpy, no Python branching on values), so the
     #: engine may compile loss and gradient into one graph.
     graph_safe: ClassVar[bool] = False
+    #: Faces ``loss`` looks at per step when the photo has more (they take turns across steps);
+    #: 0: all. For surrogates whose cost and memory grow with the number of faces.
+    faces_per_step: ClassVar[int] = 0
 
     @abstractmethod
     def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:

@@ -143,6 +143,8 @@ class HaarCascadeSurrogate(Surrogate):
     to the face box) centred on the face, every window position of each crop."""
 
     graph_safe = True
+    #: ~40 MB and ~0.07 s per face and step: a crowd of 60 would need 2.4 GB more per step.
+    faces_per_step = 6
 
     name: ClassVar[str] = "haar_alt2"
     cascade_file: ClassVar[str] = "haarcascade_frontalface_alt2.xml"
