@@ -149,7 +149,8 @@ class HaarCascadeSurrogate(Surrogate):
     name: ClassVar[str] = "haar_alt2"
     cascade_file: ClassVar[str] = "haarcascade_frontalface_alt2.xml"
     #: Window side / face box side of the crops (the merged boxes of all the detectors are
-    #: often larger than Haar's own).
+    #: often larger than Haar's own). Smaller windows (a cascade sometimes fires on an eye
+    #: region a third of the face wide) are not covered: they would need crops 3x larger.
     scales: ClassVar[tuple[float, ...]] = (0.7, 0.8, 0.9, 1.0, 1.15, 1.3)
     #: Crop side / window side: positions up to +-0.2 windows from the face centre.
     context: ClassVar[float] = 1.4
