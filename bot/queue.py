@@ -40,6 +40,19 @@ RESULT_OF: dict[str, type[Result]] = {
 
 #: Seconds a wake-up token for idle workers lives (any idle worker takes it at once).
 WAKE_TTL_S = 60
+#: KEYS[1] queue, ARGV[1] job id, ARGV[2] in-progress key prefix -> 1-based place among the
+#: waiting jobs, or 0 when the job is running or not queued.
+_POSITION = """
+local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
+if not rank or redis.call('EXISTS', ARGV[2] .. ARGV[1]) == 1 then return 0 end
+local waiting = 1
+if rank > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, rank - 1)) do
+    if redis.call('EXISTS', ARGV[2] .. id) == 0 then waiting = waiting + 1 end
+  end
+end
+return waiting
+"""
 
 
 class JobQueue:
@@ -93,17 +106,10 @@ class JobQueue:
 
     async def position(self, request_id: str, queue: str = FAST_QUEUE) -> int | None:
         """1-based place among the jobs still waiting on ``queue``; None once it started (or
-        finished, or is unknown)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrank(queue, request_id).exists(in_progress_key_prefix + request_id)
-            rank, running = await pipe.execute()
-        if rank is None or running:
-            return None
-        if rank == 0:
-            return 1
-        ahead = await self.redis.zrange(queue, 0, rank - 1)
-        started = await self.redis.exists(*(in_progress_key_prefix + i.decode() for i in ahead))
-        return rank - int(started) + 1
+        finished, or is unknown). One atomic script: a job ahead finishing meanwhile must not
+        make the place jump back (it did as separate reads: "place 1" then "place 2")."""
+        place = await self.redis.eval(_POSITION, 1, queue, request_id, in_progress_key_prefix)
+        return int(place) if place and int(place) > 0 else None
 
     async def progress(self, request_id: str) -> Progress | None:
         """The worker's latest ``Progress`` for the job (None when unknown or expired)."""

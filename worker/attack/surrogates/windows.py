@@ -1,5 +1,5 @@
 """Grey crops around the faces found on the original, at several scales: where window-based
-surrogates (Haar cascade, HOG template) evaluate their windows."""
+surrogates (the Haar cascade) evaluate their windows."""
 
 from __future__ import annotations
 
