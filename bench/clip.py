@@ -144,7 +144,8 @@ def main() -> int:
     parser.add_argument("--all", action="store_true", help="every photo of shared/faces")
     parser.add_argument("--limit", type=int, help="at most this many photos")
     parser.add_argument("--strengths", default="3", help="protection strengths, e.g. 3,5")
-    parser.add_argument("--detector", default="dlib_hog", help="dlib_hog or dlib_mmod")
+    parser.add_argument("--detector", default="dlib_hog",
+                        help="extraction detector (never a surrogate)")
     args = parser.parse_args()
     selected = photos(args.all, args.limit)
     if not selected:

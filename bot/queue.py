@@ -65,6 +65,7 @@ class JobQueue:
         self.expires_s = expires_s
         self.progress_ttl_s = progress_ttl_s
         self.queue_ttl_s = queue_ttl_s
+        self._position = redis.register_script(_POSITION)  # sent once, then run by its SHA
 
     @classmethod
     async def connect(cls, redis_url: str) -> JobQueue:
@@ -108,7 +109,7 @@ class JobQueue:
         """1-based place among the jobs still waiting on ``queue``; None once it started (or
         finished, or is unknown). One atomic script: a job ahead finishing meanwhile must not
         make the place jump back (it did as separate reads: "place 1" then "place 2")."""
-        place = await self.redis.eval(_POSITION, 1, queue, request_id, in_progress_key_prefix)
+        place = await self._position(keys=[queue], args=[request_id, in_progress_key_prefix])
         return int(place) if place and int(place) > 0 else None
 
     async def progress(self, request_id: str) -> Progress | None:

@@ -1,4 +1,4 @@
-"""Evaluator detectors (dlib HOG, dlib MMOD, OpenCV Haar, scikit-image LBP) run as shipped."""
+"""Reference detectors (dlib HOG, dlib MMOD, OpenCV Haar, scikit-image LBP) run as shipped."""
 
 from __future__ import annotations
 

@@ -90,8 +90,9 @@ def test_extraction_of_a_photo_without_face_is_none(extractor, no_face):
 
 
 def test_only_non_surrogate_detectors_extract():
-    with pytest.raises(SurrogateDetectorError):
-        FaceExtractor("mtcnn")
+    for surrogate in ("mtcnn", "dlib_mmod"):
+        with pytest.raises(SurrogateDetectorError):
+            FaceExtractor(surrogate)
     with pytest.raises(ValueError, match="unknown clip detector"):
         FaceExtractor("haar")
     with pytest.raises(ValueError, match="unknown swapper"):
@@ -103,7 +104,8 @@ def test_faceswap_config_refuses_surrogates_and_unknown_keys():
     from worker.faceswap.settings import faceswap_config
 
     assert faceswap_config(parse({})).detector == "dlib_hog"
-    assert faceswap_config(parse({"faceswap": {"detector": "dlib_mmod"}})).detector == "dlib_mmod"
+    with pytest.raises(ConfigError, match="surrogate"):  # dlib's CNN is one
+        faceswap_config(parse({"faceswap": {"detector": "dlib_mmod"}}))
     with pytest.raises(ConfigError, match="surrogate"):
         faceswap_config(parse({"faceswap": {"detector": "blazeface_full"}}))
     with pytest.raises(ConfigError, match="unknown"):

@@ -28,6 +28,10 @@ def test_cascade_file_is_read_whole() -> None:
     # Every tree of alt2 has 2 split nodes and 3 leaves.
     assert len(cascade.leaf_value) == 3 * len(cascade.node_feature) // 2
     assert np.allclose(cascade.leaf_stage.sum(axis=1), 1.0)
+    # A feature is 2 or 3 rectangles: at most 12 integral-image corners, weighted.
+    assert cascade.corner_index.shape == cascade.corner_weight.shape
+    assert cascade.corner_index.shape[1] <= 12 and cascade.corner_index.max() < 21 * 21
+    assert (np.abs(cascade.corner_weight).sum(axis=1) > 0).all()
 
 
 @pytest.mark.parametrize("face_px", [18, 20, 24])

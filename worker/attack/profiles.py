@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 
 #: Differentiable detectors the attack optimises against (``worker.attack.surrogates``).
 SURROGATES: tuple[str, ...] = (
-    "mtcnn", "blazeface_short", "blazeface_full", "res10_ssd", "haar_alt2",
+    "mtcnn", "blazeface_short", "blazeface_full", "res10_ssd", "haar_alt2", "dlib_mmod",
 )
 #: Detectors never used for gradients: the honest, black-box part of every report.
-EVALUATORS: tuple[str, ...] = ("dlib_hog", "dlib_mmod", "haar", "lbp")
+EVALUATORS: tuple[str, ...] = ("dlib_hog", "haar", "lbp")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from worker import detectors
 from worker.attack.profiles import SURROGATES
 from worker.faceswap.models import shape_predictor
 
-#: Detectors a clip may use (dlib HOG is the fast default; MMOD is the CNN, seconds per photo).
-EXTRACTION_DETECTORS: tuple[str, ...] = ("dlib_hog", "dlib_mmod")
+#: Detectors whose boxes the 68-point predictor was trained on (dlib's), less the surrogates:
+#: dlib's MMOD CNN is one since 2026-11-30, which leaves HOG.
+EXTRACTION_DETECTORS: tuple[str, ...] = tuple(
+    name for name in ("dlib_hog", "dlib_mmod") if name not in SURROGATES)
 DEFAULT_DETECTOR = "dlib_hog"
 
 #: Landmark index ranges of the 68-point layout.

@@ -11,7 +11,7 @@ from worker.faceswap.swapper import SWAPPERS
 
 @dataclass(frozen=True)
 class FaceswapConfig:
-    detector: str = DEFAULT_DETECTOR   # extraction detector: dlib_hog (fast) or dlib_mmod (CNN)
+    detector: str = DEFAULT_DETECTOR   # extraction detector: one of EXTRACTION_DETECTORS
     swapper: str = "classical"         # a name in worker.faceswap.swapper.SWAPPERS
 
 

@@ -16,6 +16,7 @@ PLUGINS: dict[str, str] = {
     "blazeface_full": "worker.attack.surrogates.blazeface:BlazeFaceFullSurrogate",
     "res10_ssd": "worker.attack.surrogates.res10:Res10Surrogate",
     "haar_alt2": "worker.attack.surrogates.haar:HaarCascadeSurrogate",
+    "dlib_mmod": "worker.attack.surrogates.dlib_mmod:DlibMmodSurrogate",
 }
 
 

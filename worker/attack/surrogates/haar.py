@@ -36,7 +36,8 @@ class Cascade:
     """A Haar cascade as dense arrays (``F`` features, ``N`` nodes, ``L`` leaves, ``S`` stages)."""
 
     size: tuple[int, int]        # window (height, width)
-    features: np.ndarray         # (C, F) corner weights over the (h+1)*(w+1) integral-image patch
+    corner_index: np.ndarray     # (F, K) corners of the (h+1)*(w+1) integral-image patch each
+    corner_weight: np.ndarray    # (F, K) feature sums (K: the most any feature touches; 0-padded)
     node_feature: np.ndarray     # (N,) feature index of each node
     node_threshold: np.ndarray   # (N,) threshold on the variance-normalised feature value
     leaf_path: np.ndarray        # (L, D) node index on the path to each leaf (N = always true)
@@ -52,19 +53,24 @@ def read_cascade(path: Path) -> Cascade:
     if root is None or root.findtext("featureType", "").strip() != "HAAR":
         raise ValueError(f"{path}: not an OpenCV Haar cascade")
     height, width = int(root.findtext("height")), int(root.findtext("width"))
-    corners = (height + 1) * (width + 1)
-    feature_rows = []
+    feature_corners: list[dict[int, float]] = []
     for feature in root.find("features"):
         if (feature.findtext("tilted") or "0").strip() != "0":
             raise ValueError(f"{path}: tilted Haar features are not supported")
-        row = np.zeros(corners, np.float32)
+        weights: dict[int, float] = {}
         for rect in feature.find("rects"):
             x, y, w, h, weight = (float(v) for v in rect.text.split())
             x, y, w, h = int(x), int(y), int(w), int(h)
             for cy, cx, sign in ((y, x, 1), (y, x + w, -1), (y + h, x, -1), (y + h, x + w, 1)):
-                row[cy * (width + 1) + cx] += sign * weight
-        feature_rows.append(row)
-    features = np.stack(feature_rows, axis=1)
+                corner = cy * (width + 1) + cx
+                weights[corner] = weights.get(corner, 0.0) + sign * weight
+        feature_corners.append(weights)
+    most = max(len(weights) for weights in feature_corners)
+    corner_index = np.zeros((len(feature_corners), most), np.int32)
+    corner_weight = np.zeros((len(feature_corners), most), np.float32)
+    for f, weights in enumerate(feature_corners):
+        corner_index[f, : len(weights)] = list(weights)
+        corner_weight[f, : len(weights)] = list(weights.values())
 
     node_feature: list[int] = []
     node_threshold: list[float] = []
@@ -98,7 +104,8 @@ def read_cascade(path: Path) -> Cascade:
     leaf_stage[np.arange(len(paths)), stages] = 1.0
     return Cascade(
         size=(height, width),
-        features=features,
+        corner_index=corner_index,
+        corner_weight=corner_weight,
         node_feature=np.asarray(node_feature, np.int32),
         node_threshold=np.asarray(node_threshold, np.float32),
         leaf_path=leaf_path,
@@ -164,16 +171,9 @@ class HaarCascadeSurrogate(Surrogate):
         self.window = cascade.size
         self.crop = tuple(round(side * self.context) for side in self.window)
         # Each feature touches at most 12 corners of the integral-image patch: gather those
-        # (a dense (corners, F) matmul would cost ~40x more).
-        corners = int((cascade.features != 0).sum(axis=0).max())
-        index = np.zeros((cascade.features.shape[1], corners), np.int32)
-        weight = np.zeros((cascade.features.shape[1], corners), np.float32)
-        for f in range(cascade.features.shape[1]):
-            (nonzero,) = np.nonzero(cascade.features[:, f])
-            index[f, : len(nonzero)] = nonzero
-            weight[f, : len(nonzero)] = cascade.features[nonzero, f]
-        self._corner_index = tf.constant(index[cascade.node_feature])  # per node: (N, corners)
-        self._corner_weight = tf.constant(weight[cascade.node_feature])
+        # (a dense (corners, F) matmul would cost ~40x more). Per node: (N, corners).
+        self._corner_index = tf.constant(cascade.corner_index[cascade.node_feature])
+        self._corner_weight = tf.constant(cascade.corner_weight[cascade.node_feature])
         self._node_threshold = tf.constant(cascade.node_threshold)
         self._leaf_path = tf.constant(cascade.leaf_path)
         self._leaf_left = tf.constant(cascade.leaf_left)

@@ -1,5 +1,5 @@
-"""Grey crops around the faces found on the original, at several scales: where window-based
-surrogates (the Haar cascade) evaluate their windows."""
+"""Crops around the faces found on the original, at several scales: where window-based
+surrogates (the Haar cascade, dlib's MMOD CNN) evaluate their windows."""
 
 from __future__ import annotations
 
@@ -16,16 +16,20 @@ def face_crops(
     window_scales: tuple[float, ...],
     context: float,
     size: tuple[int, int],
+    grey: bool = True,
+    supersample: int = SUPERSAMPLE,
 ) -> tf.Tensor:
-    """Grey crops (B * N * K, size..., 1) centred on each of the N faces (boxes x0, y0, x1, y1
-    in 0..1), one per scale: a window of side ``scale * max(face w, h)`` is ``size / context``
-    of the crop, so windows may sit up to ``(context - 1) / 2`` windows off the face centre.
+    """Grey (or RGB) crops (B * N * K, size..., 1 or 3) centred on each of the N faces (boxes
+    x0, y0, x1, y1 in 0..1), one per scale: a window of side ``scale * max(face w, h)`` is
+    ``size / context`` of the crop, so windows may sit up to ``(context - 1) / 2`` windows off
+    the face centre.
 
-    Crops are taken at ``SUPERSAMPLE`` x the size and block-averaged: every pixel under a
+    Crops are taken at ``supersample`` x the size and block-averaged: every pixel under a
     window counts, as it does for a detector's pyramid on whatever sampling grid it lands (a
     plain bilinear crop samples a sparse grid the attack could fit and no detector would see).
     """
-    grey = tf.reduce_sum(images * tf.constant(GREY, tf.float32), axis=-1, keepdims=True)
+    if grey:
+        images = tf.reduce_sum(images * tf.constant(GREY, tf.float32), axis=-1, keepdims=True)
     faces = tf.convert_to_tensor(faces, tf.float32)
     shape = tf.cast(tf.shape(images)[1:3], tf.float32)
     cx = (faces[:, 0] + faces[:, 2]) / 2 * shape[1]
@@ -40,6 +44,6 @@ def face_crops(
     batch, count = tf.shape(images)[0], tf.shape(boxes)[0]
     boxes = tf.tile(boxes, [batch, 1])
     index = tf.repeat(tf.range(batch), count)
-    fine = (size[0] * SUPERSAMPLE, size[1] * SUPERSAMPLE)
-    crops = tf.image.crop_and_resize(grey, boxes, index, fine, method="bilinear")
-    return tf.nn.avg_pool2d(crops, SUPERSAMPLE, SUPERSAMPLE, "VALID")
+    fine = (size[0] * supersample, size[1] * supersample)
+    crops = tf.image.crop_and_resize(images, boxes, index, fine, method="bilinear")
+    return tf.nn.avg_pool2d(crops, supersample, supersample, "VALID")
