@@ -180,13 +180,15 @@ class DlibMmodSurrogate(Surrogate):
     # --- Surrogate --------------------------------------------------------------------------
 
     def loss(self, images: tf.Tensor, faces: np.ndarray | tf.Tensor | None = None) -> tf.Tensor:
-        if faces is None:
+        faces = None if faces is None else tf.convert_to_tensor(faces, tf.float32)
+        if faces is None or faces.shape[0] == 0:
+            # No face: nothing to hide (and TensorFlow's conv2d mis-shapes an empty batch).
             return tf.zeros([])
         crops = self.crops(images, self.windows(images, faces))
         first, count = self._rows
         near = self.scores(crops)[:, first : first + count, first : first + count]
         hinge = tf.nn.relu(near + self.margin)
-        crops_seen = tf.maximum(tf.cast(tf.shape(hinge)[0], tf.float32), 1.0)  # 0 with no face
+        crops_seen = tf.maximum(tf.cast(tf.shape(hinge)[0], tf.float32), 1.0)
         return tf.reduce_sum(hinge) / crops_seen
 
     def crops(self, images: tf.Tensor, windows: tf.Tensor) -> tf.Tensor:
