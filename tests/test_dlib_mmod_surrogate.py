@@ -14,7 +14,13 @@ import skimage.data
 import tensorflow as tf
 from PIL import Image
 
-from worker.attack.surrogates.dlib_mmod import Affine, Conv, DlibMmodSurrogate, read_mmod_net
+from worker.attack.surrogates.dlib_mmod import (
+    Affine,
+    Conv,
+    DlibMmodSurrogate,
+    ReLU,
+    read_mmod_net,
+)
 from worker.detectors.dlib_mmod import DlibMmodDetector
 
 #: Where the face is in skimage.data.astronaut() (x0, y0, x1, y1).
@@ -33,6 +39,10 @@ def test_network_file_is_read_whole(surrogate: DlibMmodSurrogate) -> None:
     assert [c.stride for c in convs] == [2, 2, 2, 1, 1, 1, 1]
     assert convs[0].filters.shape == (5, 5, 3, 16) and convs[-1].filters.shape == (9, 9, 45, 1)
     assert len(affines) == 6 and all(np.isfinite(a.scale).all() for a in affines)
+    kinds = [type(layer) for layer in surrogate.layers]
+    assert kinds == [Conv, Affine, ReLU] * 6 + [Conv]
+    mean = read_mmod_net(Path(face_recognition_models.cnn_face_detector_model_location())).mean_rgb
+    assert np.allclose(mean, (122.782, 117.001, 104.298), atol=1e-3)  # dlib's documented means
 
 
 def test_other_files_are_refused(tmp_path: Path) -> None:
@@ -97,3 +107,26 @@ def test_loss_hides_the_face_from_dlib(surrogate: DlibMmodSurrogate) -> None:
     buffer = io.BytesIO()
     Image.fromarray(adv).save(buffer, "JPEG", quality=85)
     assert detector.detect(np.asarray(Image.open(buffer).convert("RGB"))) == []
+
+
+def test_windows_are_random_but_repeatable(surrogate: DlibMmodSurrogate) -> None:
+    """The random scales and shifts come from the image: the same image gets the same windows
+    (a protection run is repeatable), a changed one gets new draws; every draw stays in the
+    scale range and near the face."""
+    rgb = skimage.data.astronaut().astype(np.float32)
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    faces = np.asarray([[x0 / width, y0 / height, x1 / width, y1 / height]], np.float32)
+    first = surrogate.windows(tf.constant(rgb[None]), faces).numpy()
+    again = surrogate.windows(tf.constant(rgb[None]), faces).numpy()
+    changed = surrogate.windows(tf.constant(rgb[None] + 40.0), faces).numpy()
+    assert first.shape == (surrogate.draws, 4)
+    assert np.array_equal(first, again) and not np.allclose(first, changed)
+    sides = (first[:, 2:] - first[:, :2]) / (faces[:, 2:] - faces[:, :2])
+    low, high = surrogate.scale_range
+    assert (sides >= low - 1e-5).all() and (sides <= high + 1e-5).all()
+    centres = (first[:, :2] + first[:, 2:]) / 2 - (faces[:, :2] + faces[:, 2:]) / 2
+    assert (np.abs(centres) <= surrogate.jitter_shift * high * (faces[:, 2:] - faces[:, :2])
+            + 1e-6).all()
+    assert float(surrogate.loss(tf.constant(rgb[None]), faces)) == float(
+        surrogate.loss(tf.constant(rgb[None]), faces))

@@ -131,3 +131,42 @@ def test_faces_take_turns_for_surrogates_with_a_face_limit() -> None:
     seen = [faces_for_step(faces, 6, step)[:, 0] for step in range(3)]
     assert all(len(s) == 6 for s in seen)
     assert set(np.concatenate(seen)) == set(faces[:, 0])  # every face within three steps
+
+
+def test_working_copy_puts_the_largest_face_at_the_detectors_scale() -> None:
+    """A large face is optimised where detectors look at it (the perturbation made there is
+    upsampled smoothly); a small face in the same photo keeps enough pixels; nothing grows."""
+    from worker.attack.engine import _working_scale
+    from worker.detectors.base import Face
+
+    profile = STRENGTHS[3]
+    portrait = [Face(300, 200, 900, 900)]  # a 700-px face in a 1200 x 1200 photo
+    assert _working_scale(1200, 1200, portrait, profile) == pytest.approx(
+        profile.max_face_px / 700)
+    crowd = [*portrait, Face(50, 50, 110, 110)]  # plus a 60-px face: it keeps 40 px
+    assert _working_scale(1200, 1200, crowd, profile) == pytest.approx(
+        profile.min_face_px / 60)
+    assert _working_scale(300, 200, [Face(10, 10, 60, 60)], profile) == 1.0
+    assert _working_scale(2400, 1200, [], profile) == pytest.approx(profile.work_side / 2400)
+
+
+def test_mtcnn_crops_squares_around_each_hint() -> None:
+    """R-/O-Net also see random squares around each hinted face (the library crops its own
+    regressed boxes, never exactly the hint), repeatably for one seed."""
+    from worker.attack.surrogates.mtcnn import MtcnnSurrogate
+
+    hints = np.asarray([[0.25, 0.2, 0.5, 0.6], [0.6, 0.1, 0.7, 0.3]], np.float32)
+    shape = tf.TensorShape([1, 400, 600, 3])
+    surrogate = MtcnnSurrogate()
+    boxes = surrogate._jittered(hints, shape, seed=7)
+    assert boxes.shape == (2 + 2 * surrogate.draws, 4)
+    assert np.array_equal(boxes[:2], hints)
+    assert np.array_equal(boxes, surrogate._jittered(hints, shape, seed=7))
+    assert not np.allclose(boxes, surrogate._jittered(hints, shape, seed=8))
+    squares = boxes[2:].reshape(2, surrogate.draws, 4) * [600, 400, 600, 400]
+    sides = squares[..., 2:] - squares[..., :2]
+    assert np.allclose(sides[..., 0], sides[..., 1], atol=1e-3)  # squares, in pixels
+    longest = np.asarray([0.4 * 400, 0.2 * 400])[:, None]  # each hint's longer side (px)
+    low, high = surrogate.draw_scale
+    side = sides[..., 0]
+    assert ((side >= low * longest - 1e-3) & (side <= high * longest + 1e-3)).all()

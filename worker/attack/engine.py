@@ -218,8 +218,12 @@ def _balanced_gradient(
 
 
 def _working_scale(height: int, width: int, faces: list[Face], profile: Profile) -> float:
-    """Downscale to the detectors' working resolution, but keep the smallest face big enough."""
+    """Downscale to the detectors' working resolution (and, with ``max_face_px``, to where the
+    largest face has that size), but keep the smallest face big enough."""
     scale = min(1.0, profile.work_side / max(height, width))
+    if faces and profile.max_face_px > 0:
+        largest = max(max(f.width, f.height) for f in faces)
+        scale = min(scale, profile.max_face_px / max(largest, 1.0))
     if faces:
         smallest = min(max(f.width, f.height) for f in faces)
         scale = max(scale, min(1.0, profile.min_face_px / max(smallest, 1.0)))

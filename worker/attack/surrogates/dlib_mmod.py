@@ -27,9 +27,6 @@ import tensorflow as tf
 from worker.attack.surrogates.base import Surrogate
 from worker.attack.surrogates.windows import face_crops
 
-#: dlib's ``input_rgb_image_pyramid`` channel means (they are also in the file).
-MEAN_RGB = (122.782, 117.001, 104.298)
-
 
 @dataclass(frozen=True)
 class Conv:
@@ -43,10 +40,24 @@ class Conv:
 
 @dataclass(frozen=True)
 class Affine:
-    """Batch norm at inference: ``x * scale + shift`` per channel, then ReLU."""
+    """Batch norm at inference: ``x * scale + shift`` per channel."""
 
     scale: np.ndarray
     shift: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReLU:
+    """``max(x, 0)``."""
+
+
+@dataclass(frozen=True)
+class MmodNet:
+    """A dlib MMOD detector: its input's channel means (subtracted, then divided by 256) and
+    its layers, input first."""
+
+    mean_rgb: tuple[float, float, float]
+    layers: list[Conv | Affine | ReLU]
 
 
 class _Reader:
@@ -85,24 +96,31 @@ class _Reader:
             self.integer()
 
 
-def read_mmod_net(path: Path) -> list[Conv | Affine]:
-    """The layers of a dlib MMOD detector file, input first (dlib writes a network's layers
+def read_mmod_net(path: Path) -> MmodNet:
+    """The input means and layers of a dlib MMOD detector file (dlib writes a network's layers
     after its loss, each after the layers beneath it, so they appear in input order)."""
     data = Path(path).read_bytes()
     if b"loss_mmod_" not in data[:32]:
         raise ValueError(f"{path}: not a dlib MMOD network")
-    layers: list[Conv | Affine] = []
-    for match in re.finditer(rb"\x01[\x05\x07](con_4|bn_con2)", data):
+    mean_rgb: tuple[float, ...] = ()
+    layers: list[Conv | Affine | ReLU] = []
+    for match in re.finditer(rb"\x01(\x17input_rgb_image_pyramid|\x05con_4|\x07bn_con2|\x05relu_)",
+                             data):
         reader = _Reader(data, match.start())
         kind = reader.string()
-        params = reader.tensor()
-        if kind == "con_4":
+        if kind == "input_rgb_image_pyramid":
+            mean_rgb = tuple(reader.real() for _ in range(3))
+        elif kind == "relu_":
+            layers.append(ReLU())
+        elif kind == "con_4":
+            params = reader.tensor()
             count, height, width, stride, _, padding, _ = (reader.integer() for _ in range(7))
             channels = (params.size - count) // (count * height * width)
             filters = params[: count * channels * height * width]
             filters = filters.reshape(count, channels, height, width).transpose(2, 3, 1, 0)
             layers.append(Conv(filters, params[filters.size :], stride, padding))
         else:
+            params = reader.tensor()
             reader.alias()
             reader.alias()
             _means, _invstds, running_mean, running_var = (reader.tensor() for _ in range(4))
@@ -111,9 +129,11 @@ def read_mmod_net(path: Path) -> list[Conv | Affine]:
             half = params.size // 2
             scale = params[:half] / np.sqrt(running_var + eps)
             layers.append(Affine(scale, params[half:] - running_mean * scale))
+    if len(mean_rgb) != 3:
+        raise ValueError(f"{path}: no RGB pyramid input found")
     if not layers or not isinstance(layers[-1], Conv) or layers[-1].filters.shape[-1] != 1:
         raise ValueError(f"{path}: no MMOD score layer found")
-    return layers
+    return MmodNet((mean_rgb[0], mean_rgb[1], mean_rgb[2]), layers)
 
 
 class DlibMmodSurrogate(Surrogate):
@@ -144,10 +164,12 @@ class DlibMmodSurrogate(Surrogate):
 
         self.margin = float(margin)
         path = Path(face_recognition_models.cnn_face_detector_model_location())
-        self.layers = read_mmod_net(path)
+        net = read_mmod_net(path)
+        self.layers, self._mean = net.layers, tf.constant(net.mean_rgb, tf.float32)
         self._weights = [
             (tf.constant(layer.filters), tf.constant(layer.bias)) if isinstance(layer, Conv)
-            else (tf.constant(layer.scale), tf.constant(layer.shift)) for layer in self.layers
+            else (tf.constant(layer.scale), tf.constant(layer.shift)) if isinstance(layer, Affine)
+            else None for layer in self.layers
         ]
         side = round(self.window * self.context)
         self.crop = (side, side)
@@ -166,15 +188,17 @@ class DlibMmodSurrogate(Surrogate):
 
     def scores(self, images: tf.Tensor) -> tf.Tensor:
         """Window scores (B, H', W') of RGB float images in [0, 255], (B, H, W, 3)."""
-        x = (images - tf.constant(MEAN_RGB, tf.float32)) / 256.0
-        for layer, (a, b) in zip(self.layers, self._weights, strict=True):
-            if isinstance(layer, Conv):
+        x = (images - self._mean) / 256.0
+        for layer, weights in zip(self.layers, self._weights, strict=True):
+            if isinstance(layer, ReLU):
+                x = tf.nn.relu(x)
+            elif isinstance(layer, Conv):
                 if layer.padding:
                     p = layer.padding
                     x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
-                x = tf.nn.conv2d(x, a, layer.stride, "VALID") + b
+                x = tf.nn.conv2d(x, weights[0], layer.stride, "VALID") + weights[1]
             else:
-                x = tf.nn.relu(x * a + b)
+                x = x * weights[0] + weights[1]
         return x[..., 0]
 
     # --- Surrogate --------------------------------------------------------------------------
@@ -227,7 +251,9 @@ class DlibMmodSurrogate(Surrogate):
 
     def face_scores(self, images: tf.Tensor) -> tf.Tensor:
         """Sigmoid of the best window score over the image's pyramid (5/6 per level, down to
-        one window): above 0.5 where dlib would report a face."""
+        one window): above 0.5 where dlib would report a face. Each level is an antialiased
+        resize of the image (dlib chains its levels, each from the one above): a check, not
+        the attack's loss."""
         height, width = images.shape[1:3]
         best = []
         scale = 1.0

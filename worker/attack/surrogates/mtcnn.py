@@ -3,7 +3,8 @@
 P-Net runs over the same image pyramid the library builds (``build_scale_pyramid``), with the
 resize inside the graph (bilinear + antialias: the library's ``area`` resize has no gradient).
 R-Net and O-Net run on crops taken inside the graph (``crop_and_resize``) around the strongest
-P-Net windows and around the ``faces`` found on the original photo, so every
+P-Net windows and around the ``faces`` found on the original photo (each also at random squares
+around it, as the library's own boxes fall), so every
 stage of the cascade is pushed below its threshold. Logits come from the same nets with the
 softmax of the last layer replaced by a linear activation.
 """
@@ -46,6 +47,13 @@ class MtcnnSurrogate(Surrogate):
     """Differentiable MTCNN cascade; ``faces`` (x0, y0, x1, y1 in 0..1) add R/O-Net crops."""
 
     name = "mtcnn"
+
+    #: R-/O-Net crops per hinted face per evaluation, at random squares around it: the
+    #: library's crops are its own regressed, squared boxes, never exactly the hint.
+    draws = 6
+    #: Side of those squares / the hint's longer side, and their random shift (of the side).
+    draw_scale = (0.75, 1.3)
+    draw_shift = 0.1
 
     def __init__(self, margin: float = 2.0, min_face_size: int = 20, top_k: int = 24) -> None:
         self.margin = margin
@@ -97,6 +105,22 @@ class MtcnnSurrogate(Surrogate):
                 out[(ys >= y0) & (ys <= y1) & (xs >= x0) & (xs <= x1)] = 1.0
         return np.broadcast_to(out, shape[:3]).astype(np.float32)
 
+    def _jittered(self, faces: np.ndarray, shape: tf.TensorShape, seed: int) -> np.ndarray:
+        """The hint boxes plus ``draws`` random squares around each (x0, y0, x1, y1 in 0..1)."""
+        if not len(faces) or self.draws <= 0:
+            return faces
+        height, width = float(shape[1]), float(shape[2])
+        rng = np.random.default_rng(seed)
+        pixels = faces * [width, height, width, height]
+        centre = (pixels[:, :2] + pixels[:, 2:]) / 2
+        side = np.max(pixels[:, 2:] - pixels[:, :2], axis=1)
+        count = (len(faces), self.draws)
+        sides = (side[:, None] * np.exp(rng.uniform(*np.log(self.draw_scale), count)))[..., None]
+        centres = centre[:, None] + rng.uniform(-1, 1, (*count, 2)) * self.draw_shift * sides
+        squares = np.concatenate([centres - sides / 2, centres + sides / 2], axis=-1)
+        squares /= [width, height, width, height]
+        return np.concatenate([faces, squares.reshape(-1, 4)]).astype(np.float32)
+
     def _candidate_boxes(
         self, pyramid: list[tuple[float, tf.Tensor]], shape: tf.TensorShape, faces: np.ndarray
     ):
@@ -130,7 +154,10 @@ class MtcnnSurrogate(Surrogate):
             keep = self._face_windows(faces, scale, p.shape, x.shape)
             pnet.append(tf.reshape(_margin_logit(p) * keep - 100.0 * (1.0 - keep), [-1]))
         per_stage = [tf.concat(pnet, 0) if pnet else tf.zeros([0])]
-        boxes, index = self._candidate_boxes(pyramid, x.shape, faces)
+        # Random squares from the image itself (coarsely, so summation order cannot change them):
+        # a run stays deterministic while each step sees other boxes.
+        seed = int(float(tf.reduce_sum(images)) // 4096)
+        boxes, index = self._candidate_boxes(pyramid, x.shape, self._jittered(faces, x.shape, seed))
         if len(boxes):
             r = self.rnet(tf.image.crop_and_resize(x, boxes, index, (24, 24)))[1]
             o = self.onet(tf.image.crop_and_resize(x, boxes, index, (48, 48)))[2]
