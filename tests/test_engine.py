@@ -148,6 +148,9 @@ def test_working_copy_puts_the_largest_face_at_the_detectors_scale() -> None:
         profile.min_face_px / 60)
     assert _working_scale(300, 200, [Face(10, 10, 60, 60)], profile) == 1.0
     assert _working_scale(2400, 1200, [], profile) == pytest.approx(profile.work_side / 2400)
+    # A surrogate that scales the whole photo to 640 (SCRFD) sees the face bigger: kept there.
+    assert _working_scale(1200, 1200, portrait, profile, view_side=640) == pytest.approx(
+        640 / 1200)
 
 
 def test_mtcnn_crops_squares_around_each_hint() -> None:

@@ -95,7 +95,10 @@ class ProtectionEngine:
     ) -> np.ndarray:
         """Return ``rgb`` plus the optimised perturbation (uint8, same size)."""
         height, width = rgb.shape[:2]
-        scale = _working_scale(height, width, faces, profile)
+        names = profile.surrogates or tuple(self.surrogates)
+        view_side = max((self.surrogates[n].view_side for n in names if n in self.surrogates),
+                        default=0)
+        scale = _working_scale(height, width, faces, profile, view_side)
         work_size = (max(1, round(width * scale)), max(1, round(height * scale)))
         work = cv2.resize(rgb, work_size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
         work_faces = [Face(f.x0 * scale, f.y0 * scale, f.x1 * scale, f.y1 * scale) for f in faces]
@@ -217,13 +220,17 @@ def _balanced_gradient(
     return total
 
 
-def _working_scale(height: int, width: int, faces: list[Face], profile: Profile) -> float:
-    """Downscale to the detectors' working resolution (and, with ``max_face_px``, to where the
-    largest face has that size), but keep the smallest face big enough."""
-    scale = min(1.0, profile.work_side / max(height, width))
+def _working_scale(
+    height: int, width: int, faces: list[Face], profile: Profile, view_side: int = 0
+) -> float:
+    """Downscale to the detectors' working resolution and, with ``max_face_px``, to where the
+    largest face has that size (but not below ``view_side``, the largest whole-photo input of
+    a surrogate); keep the smallest face big enough."""
+    long_side = max(height, width)
+    scale = min(1.0, profile.work_side / long_side)
     if faces and profile.max_face_px > 0:
         largest = max(max(f.width, f.height) for f in faces)
-        scale = min(scale, profile.max_face_px / max(largest, 1.0))
+        scale = min(scale, max(profile.max_face_px / max(largest, 1.0), view_side / long_side))
     if faces:
         smallest = min(max(f.width, f.height) for f in faces)
         scale = max(scale, min(1.0, profile.min_face_px / max(smallest, 1.0)))

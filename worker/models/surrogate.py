@@ -40,6 +40,11 @@ class OnnxSurrogate(Surrogate):
         self.threshold_logit = math.log(model.threshold / (1.0 - model.threshold))
         self._forward: dict[tuple[int, ...], Callable[[tf.Tensor], tf.Tensor]] = {}
 
+    @property
+    def view_side(self) -> int:
+        """The largest loss input's side (e.g. SCRFD's 640 canvas)."""
+        return max(self.model.loss_sizes)
+
     def inputs(self) -> list[tuple[tuple[int, int], Preprocessing]]:
         """(canvas width, height) and preprocessing of every loss input, the tool's first."""
         prep = self.model.preprocessing

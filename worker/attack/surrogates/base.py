@@ -40,3 +40,10 @@ class Surrogate(ABC):
     @abstractmethod
     def face_scores(self, images: tf.Tensor) -> tf.Tensor:
         """Highest face probability (0..1) per image, shape (B,), as the detector would score it."""
+
+    @property
+    def view_side(self) -> int:
+        """Longest side the detector scales the whole photo to (0: it looks at faces at their
+        own scale). The attack's working copy never goes below it: a perturbation made smaller
+        than the detector sees it is smeared when the detector enlarges it."""
+        return 0

@@ -188,6 +188,10 @@ class _BlazeFaceSurrogate(Surrogate):
         logits = tf.clip_by_value(self.logits(images), -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
         return tf.sigmoid(tf.reduce_max(logits, axis=1))
 
+    @property
+    def view_side(self) -> int:
+        return self.size
+
     def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:
         threshold = math.log(MIN_SCORE / (1.0 - MIN_SCORE))
         hinge = tf.nn.relu(self.logits(images) - (threshold - self.margin))

@@ -215,6 +215,10 @@ class Res10Surrogate(Surrogate):
     def face_scores(self, images: tf.Tensor) -> tf.Tensor:
         return tf.reduce_max(self.face_probs(images), axis=-1)
 
+    @property
+    def view_side(self) -> int:
+        return INPUT_SIZE
+
     def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:
         logits = self.logits(images)
         margin_logit = logits[..., 1] - logits[..., 0]
