@@ -173,3 +173,11 @@ def test_mtcnn_crops_squares_around_each_hint() -> None:
     low, high = surrogate.draw_scale
     side = sides[..., 0]
     assert ((side >= low * longest - 1e-3) & (side <= high * longest + 1e-3)).all()
+
+
+def test_a_profile_naming_an_unloaded_surrogate_is_refused(fast_engine, astronaut) -> None:
+    import dataclasses
+
+    profile = dataclasses.replace(TEST_PROFILE, surrogates=("no_such_detector",))
+    with pytest.raises(ValueError, match="did not load"):
+        fast_engine.protect(astronaut, profile)

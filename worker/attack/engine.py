@@ -95,9 +95,8 @@ class ProtectionEngine:
     ) -> np.ndarray:
         """Return ``rgb`` plus the optimised perturbation (uint8, same size)."""
         height, width = rgb.shape[:2]
-        names = profile.surrogates or tuple(self.surrogates)
-        view_side = max((self.surrogates[n].view_side for n in names if n in self.surrogates),
-                        default=0)
+        names = self._surrogate_names(profile)
+        view_side = max((self.surrogates[n].view_side for n in names), default=0)
         scale = _working_scale(height, width, faces, profile, view_side)
         work_size = (max(1, round(width * scale)), max(1, round(height * scale)))
         work = cv2.resize(rgb, work_size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
@@ -113,6 +112,14 @@ class ProtectionEngine:
             delta = cv2.resize(delta, (width, height), interpolation=cv2.INTER_CUBIC)
         delta = np.clip(delta, -full_budget, full_budget)
         return np.clip(np.rint(rgb.astype(np.float32) + delta), 0, 255).astype(np.uint8)
+
+    def _surrogate_names(self, profile: Profile) -> tuple[str, ...]:
+        """The surrogates ``profile`` optimises against (all loaded ones when it names none)."""
+        names = profile.surrogates or tuple(self.surrogates)
+        missing = set(names) - set(self.surrogates)
+        if missing:
+            raise ValueError(f"profile needs surrogates this engine did not load: {missing}")
+        return names
 
     def _optimise(
         self,
@@ -132,11 +139,8 @@ class ProtectionEngine:
         low_limit = low_limit[..., : profile.channels]
         delta = tf.zeros([1, *low, profile.channels])
         velocity = tf.zeros_like(delta)
-        names = profile.surrogates or tuple(self._gradients)
-        missing = set(names) - set(self._gradients)
-        if missing:
-            raise ValueError(f"profile needs surrogates this engine did not load: {missing}")
-        active = [(self._gradients[name], self.surrogates[name].faces_per_step) for name in names]
+        active = [(self._gradients[name], self.surrogates[name].faces_per_step)
+                  for name in self._surrogate_names(profile)]
         quiet = 0
         for step in range(profile.steps):
             clean = step % profile.clean_every == 0

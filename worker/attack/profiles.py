@@ -26,7 +26,7 @@ class Profile:
     steps: int                     # optimisation steps
     step_size: float               # per-step change before the perceptual mask, 0..255 units
     work_side: int = 640           # longest side of the working copy the attack optimises
-    min_face_px: int = 40          # upscale the working copy so the smallest face has this size
+    min_face_px: int = 40          # downscale no further than the smallest face at this size
     max_face_px: int = 160         # downscale it so the largest face has at most this size (0: off)
     momentum: float = 0.9          # MI-FGSM momentum
     eot_jpeg: tuple[int, int] | None = (50, 95)           # random JPEG quality per step

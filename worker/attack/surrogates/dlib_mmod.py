@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from worker.attack.surrogates.base import Surrogate
-from worker.attack.surrogates.windows import face_crops
+from worker.attack.surrogates.windows import face_crops, image_seed
 
 
 @dataclass(frozen=True)
@@ -235,11 +235,7 @@ class DlibMmodSurrogate(Surrogate):
         steps. The random numbers come from the image itself: a run stays deterministic."""
         faces = tf.convert_to_tensor(faces, tf.float32)
         count = tf.shape(faces)[0]
-        # Coarse (4096 grey levels of the whole image): the last bits of a float sum may differ
-        # between runs with the summation order.
-        coarse = tf.math.floormod(tf.floor(tf.reduce_sum(images) / 4096.0), 2.0**31 - 1)
-        seed = tf.stack([tf.cast(coarse, tf.int32), tf.constant(0)])
-        draw = tf.random.stateless_uniform([count, self.draws, 3], seed)
+        draw = tf.random.stateless_uniform([count, self.draws, 3], image_seed(images))
         low, high = np.log(self.scale_range)
         part = (high - low) / self.draws
         log_scale = low + part * (tf.range(self.draws, dtype=tf.float32)[None, :] + draw[..., 2])

@@ -23,6 +23,7 @@ from mtcnn.utils.images import build_scale_pyramid
 from mtcnn.utils.tensorflow import load_weights
 
 from worker.attack.surrogates.base import Surrogate
+from worker.attack.surrogates.windows import image_seed
 
 #: The library's default thresholds (probabilities) for P-, R- and O-Net.
 THRESHOLDS = (0.6, 0.7, 0.8)
@@ -154,9 +155,7 @@ class MtcnnSurrogate(Surrogate):
             keep = self._face_windows(faces, scale, p.shape, x.shape)
             pnet.append(tf.reshape(_margin_logit(p) * keep - 100.0 * (1.0 - keep), [-1]))
         per_stage = [tf.concat(pnet, 0) if pnet else tf.zeros([0])]
-        # Random squares from the image itself (coarsely, so summation order cannot change them):
-        # a run stays deterministic while each step sees other boxes.
-        seed = int(float(tf.reduce_sum(images)) // 4096)
+        seed = int(image_seed(images)[0])  # new squares each step, the same in every run
         boxes, index = self._candidate_boxes(pyramid, x.shape, self._jittered(faces, x.shape, seed))
         if len(boxes):
             r = self.rnet(tf.image.crop_and_resize(x, boxes, index, (24, 24)))[1]

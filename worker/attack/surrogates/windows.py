@@ -10,6 +10,14 @@ GREY = (0.299, 0.587, 0.114)  # cv2.COLOR_RGB2GRAY
 SUPERSAMPLE = 4
 
 
+def image_seed(images: tf.Tensor) -> tf.Tensor:
+    """A stateless-RNG seed (2,) int32 derived from the pixels: random windows then differ
+    between steps (the image changes) but a run is repeatable. Coarse (4096 grey levels of the
+    whole image): the last bits of a float sum may differ between runs with summation order."""
+    coarse = tf.math.floormod(tf.floor(tf.reduce_sum(images) / 4096.0), 2.0**31 - 1)
+    return tf.stack([tf.cast(coarse, tf.int32), tf.constant(0)])
+
+
 def face_crops(
     images: tf.Tensor,
     faces: tf.Tensor | np.ndarray,
