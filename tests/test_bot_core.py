@@ -207,6 +207,33 @@ async def test_settings_photo_and_forget(redis: Redis, hasher: UserHasher, redis
 
 
 @pytest.mark.asyncio
+async def test_forget_racing_a_job_start_leaves_no_key(redis: Redis, hasher: UserHasher,
+                                                       redis_db: str) -> None:
+    """A photo admitted just before ``/forget`` whose ``start_job`` lands between forget's scan
+    of the user's keys and its delete must not leave the photo or the request behind."""
+    config = load()
+    store = UserStore(redis, hasher, config)
+    queue = await JobQueue.connect(redis_db)
+    await Limits(redis, hasher, queue, config).acquire(ALICE, "req-race")
+    scan = redis.scan_iter
+    started: list[bool] = []
+
+    async def scan_then_start(*args, **kwargs):  # the job's handler runs right after the scan
+        async for key in scan(*args, **kwargs):
+            yield key
+        started.append(await store.start_job(ALICE, "req-race", ("tok", b"photo")))
+
+    redis.scan_iter = scan_then_start  # type: ignore[method-assign]
+    try:
+        await store.forget(ALICE)
+    finally:
+        del redis.scan_iter
+    assert started == [False]
+    assert not [k async for k in redis.scan_iter(match=f"{hasher.keys(ALICE).prefix}*")]
+    await queue.close()
+
+
+@pytest.mark.asyncio
 async def test_limits(redis: Redis, hasher: UserHasher, redis_db: str) -> None:
     config = replace(load(), limits=LimitsConfig(jobs_per_hour=2, max_queue=3))
     queue = await JobQueue.connect(redis_db)

@@ -144,6 +144,9 @@ class UserStore:
         recent requests; a job a worker is running is marked cancelled (``cancel_key``): the
         worker stops it and deletes its keys when it ends. Returns how many keys were deleted."""
         keys = self.keys(user)
+        # Free the slot first: a request between its slot and ``start_job`` then writes nothing
+        # (its WATCH fails), so the scan below sees every key a request of theirs will write.
+        freed = int(await self.redis.delete(keys.inflight))
         own = [key async for key in self.redis.scan_iter(match=f"{keys.prefix}*", count=200)]
         request_ids = [rid.decode() for rid in await self.redis.smembers(keys.requests)]
         for rid in request_ids:  # mark first, so the worker never stores what is deleted next
@@ -164,4 +167,4 @@ class UserStore:
             if own or related:
                 pipe.delete(*own, *related)
             results = await pipe.execute()
-        return int(results[-1]) if own or related else 0
+        return freed + (int(results[-1]) if own or related else 0)
