@@ -45,6 +45,7 @@ def main() -> int:
 
     profile = replace(profile_for(args.strength), **overrides(args.changes))
     engine = ProtectionEngine()
+    engine.warm_up()  # as a worker starts: s/MP is a warm worker's
     reports = [(rgb, engine.protect(rgb, profile).report)
                for _, rgb in photos(args.limit, args.small)]
     s = summarise(reports)

@@ -3,7 +3,8 @@
 For every strength profile (and a baseline of uniform random noise with the same per-pixel
 budget) it protects each photo and reports, per detector, the share of the faces that detector
 found on the original that it still finds on the protected image, after JPEG q85 and after a
-0.5x downscale; plus SSIM, PSNR, seconds per megapixel and peak RSS.
+0.5x downscale; plus SSIM, PSNR, seconds per megapixel (of an engine warmed up as a worker
+starts: ``ProtectionEngine.warm_up``) and peak RSS.
 
     .venv/bin/python -m bench.protection --out docs/benchmarks.md [--strengths 1,3,5] [--limit N]
 
@@ -155,6 +156,8 @@ def main() -> int:
     setups = engine_setups(bool(args.models))
     engines = {label: ProtectionEngine(surrogates, evaluators)
                for label, (surrogates, evaluators) in setups.items()}
+    for engine in engines.values():  # as a worker starts: s/MP is a warm worker's
+        engine.warm_up()
     images = photos(args.limit, args.small)
     rows = []
     if not args.no_baseline:

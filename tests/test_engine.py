@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,6 +74,25 @@ def test_no_face_photo_is_protected_with_a_no_face_report(fast_engine, no_face):
     result = fast_engine.protect(no_face, TEST_PROFILE)
     assert result.report["faces"] == 0
     assert result.image.shape == no_face.shape
+
+
+def test_warm_up_leaves_nothing_to_trace_for_later_photos(no_face):
+    """After ``warm_up`` a photo of another size, with three faces or none, traces no graph
+    (a dlib MMOD graph traced for any face count once failed on a photo without a face)."""
+    from worker.attack.engine import ProtectionEngine
+    from worker.detectors.base import Face
+
+    engine = ProtectionEngine(surrogates=("blazeface_full", "dlib_mmod"), evaluators=("haar",))
+    profile = replace(TEST_PROFILE, surrogates=(), steps=2)
+    assert engine.warm_up(profile) > 0
+    traced = engine.tracing_count()
+    assert traced >= 3  # the EOT graph and both surrogates' gradients
+    rgb = np.ascontiguousarray(no_face[:300, :350])
+    faces = [Face(20 + 90 * i, 40, 100 + 90 * i, 140) for i in range(3)]
+    for hints in (faces, []):
+        protected = engine.perturb(rgb, hints, profile)
+        assert protected.shape == rgb.shape
+    assert engine.tracing_count() == traced
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (2, 2, 3), (12, 3000, 3)])

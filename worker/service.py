@@ -2,8 +2,9 @@
 ``settings_for("slow")`` (``clip``, issue 5), run by ``ServiceWorker``
 (``python -m worker run [--queue slow]``).
 
-Models load once per process (``on_startup``); each job's TensorFlow work runs in a one-thread
-executor, so arq's heartbeats, progress writes and other jobs' bookkeeping never wait for it.
+Models load once per process and their graphs are traced (``on_startup``); each job's
+TensorFlow work runs in a one-thread executor, so arq's heartbeats, progress writes and other
+jobs' bookkeeping never wait for it.
 Progress goes to ``common.jobs.progress_key`` (JSON, short TTL). Every key arq writes expires:
 queued jobs after ``[worker] queue_expiry_s``, results after ``keep_result_s``.
 
@@ -55,12 +56,15 @@ class JobCancelled(Exception):
 
 
 def build_engine() -> Any:
-    """The protection engine (all models loaded); ``DFB_ENGINE=test`` gives the fast one."""
+    """The protection engine (all models loaded, graphs traced: ``warm_up``);
+    ``DFB_ENGINE=test`` gives the fast one, not warmed up."""
     from worker.attack.engine import ProtectionEngine
 
     if os.environ.get("DFB_ENGINE", "").lower() == "test":
         return ProtectionEngine(surrogates=("blazeface_full", "res10_ssd"), evaluators=("haar",))
-    return ProtectionEngine()
+    engine = ProtectionEngine()
+    log.warning("engine warmed up in %.1f s", engine.warm_up())
+    return engine
 
 
 def preload_faceswap() -> None:

@@ -13,16 +13,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import tensorflow as tf
+from skimage import data
 
 from worker.attack import surrogates as surrogate_plugins
 from worker.attack.eot import gaussian_blur, random_eot
 from worker.attack.masks import budget_map
-from worker.attack.profiles import Profile, default_evaluators, default_surrogates, profile_for
+from worker.attack.profiles import (
+    DEFAULT_STRENGTH,
+    Profile,
+    default_evaluators,
+    default_surrogates,
+    profile_for,
+)
 from worker.attack.verify import Verifier, distinct_faces
 from worker.detectors.base import Face
 
@@ -52,9 +59,36 @@ class ProtectionEngine:
         surrogates = default_surrogates() if surrogates is None else surrogates
         evaluators = default_evaluators() if evaluators is None else evaluators
         self.surrogates = {name: surrogate_plugins.load(name) for name in surrogates}
-        self._gradients = {name: _gradient_fn(s) for name, s in self.surrogates.items()}
+        compiled = {name: _gradient_fn(s) for name, s in self.surrogates.items()}
+        self._gradients = {name: fn for name, (fn, _) in compiled.items()}
         self._eot = tf.function(random_eot, reduce_retracing=True)
+        # One generator, reseeded per photo: the EOT graph is traced for this object, and a
+        # new one per photo would trace it again each time. (One photo at a time per engine.)
+        self._rng = tf.random.Generator.from_seed(0)
+        self._graphs = [self._eot, *(graph for _, graph in compiled.values() if graph)]
         self.verifier = Verifier(surrogates=surrogates, evaluators=evaluators)
+
+    def warm_up(self, profile: Profile | None = None) -> float:
+        """Trace every graph ``profile`` (default: the default strength) uses, for any image
+        size and number of faces, and run every detector once: two short runs on the packaged
+        sample at two sizes, with one face and with two. Without it a worker's first photos
+        pay for the tracing (10-35 s each on a 2-core CPU). Returns the seconds it took."""
+        started = time.perf_counter()
+        profile = replace(profile or profile_for(DEFAULT_STRENGTH), steps=2, clean_every=2)
+        sample = data.astronaut()
+        for size, copies in (((448, 384), 1), ((384, 512), 2)):
+            rgb = cv2.resize(sample, size, interpolation=cv2.INTER_AREA)
+            _, found = self.find_faces(rgb)
+            face = found[0] if found else Face(size[0] * 0.3, size[1] * 0.2,
+                                               size[0] * 0.6, size[1] * 0.6)
+            shifted = [Face(face.x0 + 8 * i, face.y0, face.x1 + 8 * i, face.y1)
+                       for i in range(copies)]
+            self.perturb(rgb, shifted, profile)
+        return time.perf_counter() - started
+
+    def tracing_count(self) -> int:
+        """How many graphs the engine traced so far (constant once warmed up)."""
+        return sum(graph.experimental_get_tracing_count() for graph in self._graphs)
 
     def protect(
         self,
@@ -130,7 +164,8 @@ class ProtectionEngine:
         seed: int,
         progress: Progress | None,
     ) -> np.ndarray:
-        rng = tf.random.Generator.from_seed(seed)
+        rng = self._rng
+        rng.reset_from_seed(seed)
         base = tf.constant(work[None].astype(np.float32))
         limit = tf.constant(budget[None])
         height, width = work.shape[:2]
@@ -184,9 +219,12 @@ class ProtectionEngine:
 GradientFn = Callable[[tf.Tensor, np.ndarray], tuple[tf.Tensor, tf.Tensor]]
 
 
-def _gradient_fn(surrogate: surrogate_plugins.Surrogate) -> GradientFn:
+def _gradient_fn(
+    surrogate: surrogate_plugins.Surrogate,
+) -> tuple[GradientFn, tf.types.experimental.GenericFunction | None]:
     """``(image, faces) -> (loss, gradient scaled to unit mean |g|)`` for one surrogate, compiled
-    into one TensorFlow graph when the surrogate's loss is pure TensorFlow (3x faster)."""
+    into one TensorFlow graph when the surrogate's loss is pure TensorFlow (3x faster); and that
+    graph (None for an eager surrogate)."""
 
     def value_and_grad(image: tf.Tensor, faces: tf.Tensor | np.ndarray):
         with tf.GradientTape() as tape:
@@ -197,9 +235,9 @@ def _gradient_fn(surrogate: surrogate_plugins.Surrogate) -> GradientFn:
         return loss, grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
 
     if not surrogate.graph_safe:
-        return value_and_grad
+        return value_and_grad, None
     compiled = tf.function(value_and_grad, reduce_retracing=True)
-    return lambda image, faces: compiled(image, tf.constant(faces, tf.float32))
+    return lambda image, faces: compiled(image, tf.constant(faces, tf.float32)), compiled
 
 
 def faces_for_step(faces: np.ndarray, limit: int, step: int) -> np.ndarray:

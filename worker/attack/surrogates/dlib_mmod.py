@@ -208,6 +208,13 @@ class DlibMmodSurrogate(Surrogate):
         if faces is None or faces.shape[0] == 0:
             # No face: nothing to hide (and TensorFlow's conv2d mis-shapes an empty batch).
             return tf.zeros([])
+        if faces.shape[0] is None:  # a graph traced for any number of faces: decide at run time
+            return tf.cond(tf.shape(faces)[0] > 0, lambda: self._hinge(images, faces),
+                           lambda: tf.zeros([]))
+        return self._hinge(images, faces)
+
+    def _hinge(self, images: tf.Tensor, faces: tf.Tensor) -> tf.Tensor:
+        """Mean hinge of the window scores around one or more ``faces``."""
         crops = self.crops(images, self.windows(images, faces))
         first, count = self._rows
         near = self.scores(crops)[:, first : first + count, first : first + count]
