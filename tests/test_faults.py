@@ -43,7 +43,7 @@ from tests.e2e import (
 from tests.fake_telegram import FakeTelegram
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-FAST_TIMEOUT_S = 20  # a first job (graph tracing) on a busy 2-core CI machine fits
+FAST_TIMEOUT_S = 20  # a job on a warm worker takes 6 s on a slow 2-core machine
 MAX_TRIES = 2
 
 

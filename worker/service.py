@@ -56,14 +56,18 @@ class JobCancelled(Exception):
 
 
 def build_engine() -> Any:
-    """The protection engine (all models loaded, graphs traced: ``warm_up``);
-    ``DFB_ENGINE=test`` gives the fast one, not warmed up."""
+    """The protection engine, models loaded and graphs traced (``warm_up``) before the first
+    job; ``DFB_ENGINE=test`` gives the fast one, warmed up for the test profile."""
     from worker.attack.engine import ProtectionEngine
+    from worker.attack.profiles import TEST_PROFILE
 
     if os.environ.get("DFB_ENGINE", "").lower() == "test":
-        return ProtectionEngine(surrogates=("blazeface_full", "res10_ssd"), evaluators=("haar",))
-    engine = ProtectionEngine()
-    log.warning("engine warmed up in %.1f s", engine.warm_up())
+        engine = ProtectionEngine(surrogates=("blazeface_full", "res10_ssd"), evaluators=("haar",))
+        seconds = engine.warm_up(TEST_PROFILE)
+    else:
+        engine = ProtectionEngine()
+        seconds = engine.warm_up()
+    log.warning("engine warmed up in %.1f s", seconds)
     return engine
 
 
