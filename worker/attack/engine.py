@@ -69,10 +69,10 @@ class ProtectionEngine:
         self.verifier = Verifier(surrogates=surrogates, evaluators=evaluators)
 
     def warm_up(self, profile: Profile | None = None) -> float:
-        """Trace every graph ``profile`` (default: the default strength) uses, for any image
-        size and number of faces, and run every detector once: two short runs on the packaged
-        sample at two sizes, with one face and with two. Without it a worker's first photos
-        pay for the tracing (10-35 s each on a 2-core CPU). Returns the seconds it took."""
+        """Trace every graph ``profile`` (default: the default strength) uses and run every
+        detector once: two short runs on the packaged sample at two sizes (the EOT graph
+        generalises to any size after two), with one face and with two. Without it a worker's
+        first photos pay for the tracing (10-35 s each on a 2-core CPU). Returns seconds."""
         started = time.perf_counter()
         profile = replace(profile or profile_for(DEFAULT_STRENGTH), steps=2, clean_every=2)
         sample = data.astronaut()
@@ -236,7 +236,9 @@ def _gradient_fn(
 
     if not surrogate.graph_safe:
         return value_and_grad, None
-    compiled = tf.function(value_and_grad, reduce_retracing=True)
+    # One graph for any photo size and number of faces: traced once, never again.
+    compiled = tf.function(value_and_grad, input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([None, 4], tf.float32)])
     return lambda image, faces: compiled(image, tf.constant(faces, tf.float32)), compiled
 
 
