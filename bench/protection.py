@@ -16,6 +16,7 @@ built-in + the declared surrogates (issue 8: what an operator's SCRFD/RetinaFace
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import resource
@@ -125,9 +126,26 @@ def render(rows: list[tuple[str, dict]], args: argparse.Namespace, n_photos: int
     base = {n: s["kept"][n]["original"] for n in names}
     out += ["", "Faces found on the originals per detector: "
             + ", ".join(f"{n} {base[n]}" for n in names) + ".  "]
-    out.append(f"Peak RSS of the benchmark process: "
-               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB.")
+    peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    children = children_peak_mb()
+    if children:
+        peak += (f", plus {len(children)} detector processes (dlib's CNN) of at most "
+                 f"{max(children):.0f} MB each")
+    out.append(f"Peak RSS of the benchmark process: {peak}.")
     return "\n".join(out) + "\n"
+
+
+def children_peak_mb() -> list[float]:
+    """Peak RSS (MB) of each running child process (the report's detector processes)."""
+    peaks = []
+    for child in multiprocessing.active_children():
+        try:
+            status = Path(f"/proc/{child.pid}/status").read_text()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) / 1024 for line in status.splitlines()
+                  if line.startswith("VmHWM:")]
+    return peaks
 
 
 def main() -> int:

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from skimage import data
 
+from common.config import load as load_config
 from worker.attack import surrogates as surrogate_plugins
 from worker.attack.eot import gaussian_blur, random_eot
 from worker.attack.masks import budget_map
@@ -54,8 +55,10 @@ class ProtectionEngine:
         self,
         surrogates: tuple[str, ...] | None = None,
         evaluators: tuple[str, ...] | None = None,
+        detector_processes: int | None = None,
     ) -> None:
-        """``None``: the default sets, built-ins plus the models config.toml declares."""
+        """``None``: the default sets, built-ins plus the models config.toml declares, and
+        ``[worker] detector_processes``."""
         surrogates = default_surrogates() if surrogates is None else surrogates
         evaluators = default_evaluators() if evaluators is None else evaluators
         self.surrogates = {name: surrogate_plugins.load(name) for name in surrogates}
@@ -66,14 +69,18 @@ class ProtectionEngine:
         # new one per photo would trace it again each time. (One photo at a time per engine.)
         self._rng = tf.random.Generator.from_seed(0)
         self._graphs = [self._eot, *(graph for _, graph in compiled.values() if graph)]
-        self.verifier = Verifier(surrogates=surrogates, evaluators=evaluators)
+        if detector_processes is None:
+            detector_processes = load_config().worker.detector_processes
+        self.verifier = Verifier(surrogates, evaluators, processes=detector_processes)
 
     def warm_up(self, profile: Profile | None = None) -> float:
-        """Trace every graph ``profile`` (default: the default strength) uses and run every
-        detector once: two short runs on the packaged sample at two sizes (the EOT graph
-        generalises to any size after two), with one face and with two. Without it a worker's
-        first photos pay for the tracing (10-35 s each on a 2-core CPU). Returns seconds."""
+        """Start the detector processes, trace every graph ``profile`` (default: the default
+        strength) uses and run every detector once: two short runs on the packaged sample at
+        two sizes (the EOT graph generalises to any size after two), with one face and with
+        two. Without it a worker's first photos pay for the tracing (10-35 s each on a 2-core
+        CPU). Returns seconds."""
         started = time.perf_counter()
+        self.verifier.start()
         profile = replace(profile or profile_for(DEFAULT_STRENGTH), steps=2, clean_every=2)
         sample = data.astronaut()
         for size, copies in (((448, 384), 1), ((384, 512), 2)):

@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from worker import detectors
 from worker.detectors.base import Face
+from worker.detectors.processes import DetectorProcesses
 from worker.imageio import jpeg_roundtrip, resize
 
 #: Detectors look at most at this longest side (bigger photos are analysed on a downscaled copy).
@@ -54,25 +55,58 @@ def quality(original: np.ndarray, protected: np.ndarray) -> tuple[float, float]:
 
 
 class Verifier:
-    """Runs the surrogate and evaluator detectors (loaded once) for the report."""
+    """Runs the surrogate and evaluator detectors (loaded once) for the report.
 
-    def __init__(self, surrogates: tuple[str, ...], evaluators: tuple[str, ...]) -> None:
+    With ``processes`` > 0 the detectors that hold Python's GIL (dlib's CNN) run in that many
+    child processes while the others run here, on every image at once.
+    """
+
+    def __init__(
+        self, surrogates: tuple[str, ...], evaluators: tuple[str, ...], processes: int = 0
+    ) -> None:
         if set(surrogates) & set(evaluators):
             raise ValueError("a detector cannot be both surrogate and evaluator")
         self.roles = {n: "surrogate" for n in surrogates} | {n: "evaluator" for n in evaluators}
         self.detectors = {name: detectors.load(name) for name in self.roles}
+        isolated = tuple(n for n, d in self.detectors.items() if d.holds_gil)
+        self.processes = DetectorProcesses(isolated, processes) if isolated and processes else None
+
+    def start(self) -> None:
+        """Start the detector processes (if any) before the first photo."""
+        if self.processes:
+            self.processes.start()
+
+    def close(self) -> None:
+        """Stop the detector processes (if any)."""
+        if self.processes:
+            self.processes.close()
 
     def detect_all(self, rgb: np.ndarray) -> dict[str, list[Face]]:
         """Faces per detector, in the coordinates of ``rgb``."""
-        scale = min(1.0, ANALYSIS_SIDE / max(rgb.shape[:2]))
-        view = rgb if scale == 1.0 else resize(rgb, scale)
-        out = {}
-        for name, detector in self.detectors.items():
-            found = detector.detect(view)
-            out[name] = [
-                Face(f.x0 / scale, f.y0 / scale, f.x1 / scale, f.y1 / scale, f.score) for f in found
-            ]
-        return out
+        return self.detect_many({"image": rgb})["image"]
+
+    def detect_many(self, images: dict[str, np.ndarray]) -> dict[str, dict[str, list[Face]]]:
+        """Faces per image key and detector, in the coordinates of each image."""
+        views = {}
+        for key, rgb in images.items():
+            scale = min(1.0, ANALYSIS_SIDE / max(rgb.shape[:2]))
+            views[key] = (rgb if scale == 1.0 else resize(rgb, scale), scale)
+        pending = {}
+        if self.processes:
+            pending = {(key, name): self.processes.submit(name, view)
+                       for key, (view, _) in views.items() for name in self.processes.names}
+        found: dict[str, dict[str, list[Face]]] = {key: {} for key in images}
+        for key, (view, _) in views.items():
+            for name, detector in self.detectors.items():
+                if (key, name) not in pending:
+                    found[key][name] = detector.detect(view)
+        for (key, name), future in pending.items():
+            found[key][name] = self.processes.result(future, name, views[key][0])
+        return {
+            key: {name: [Face(f.x0 / scale, f.y0 / scale, f.x1 / scale, f.y1 / scale, f.score)
+                         for f in found[key][name]] for name in self.roles}
+            for key, (_, scale) in views.items()
+        }
 
     def report(
         self,
@@ -87,7 +121,7 @@ class Verifier:
             "jpeg85": jpeg_roundtrip(protected, 85),
             "half": resize(protected, 0.5) if min(protected.shape[:2]) >= 2 else protected,
         }
-        found = {v: self.detect_all(img) for v, img in variants.items()}
+        found = self.detect_many(variants)
         psnr, ssim = quality(original, protected)
         scale_back = {"protected": 1.0, "jpeg85": 1.0, "half": 2.0}
         table = {

@@ -37,6 +37,9 @@ class Detector(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    #: True when ``detect`` keeps Python's GIL for its whole run (seconds): the report then
+    #: runs it in a child process (``worker.detectors.processes``) beside the others.
+    holds_gil: ClassVar[bool] = False
 
     @abstractmethod
     def detect(self, rgb: np.ndarray) -> list[Face]:

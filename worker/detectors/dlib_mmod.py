@@ -25,6 +25,7 @@ class DlibMmodDetector(Detector):
     upsample: ClassVar[int] = 0
     max_side: ClassVar[int] = 1024
     min_side: ClassVar[int] = 16
+    holds_gil: ClassVar[bool] = True  # dlib's Python binding of its CNN never releases it
 
     def __init__(self) -> None:
         path = face_recognition_models.cnn_face_detector_model_location()
