@@ -43,7 +43,7 @@ class WorkerConfig:
     max_work_megapixels: float = 16.0  # bigger photos are scaled down to this before protection
     processes: int = 1             # fast-queue worker processes `python -m bot` starts
     slow_processes: int = 1        # slow-queue worker processes `python -m bot` starts
-    detector_processes: int = 2    # child processes per engine for dlib's CNN (0: in-process)
+    detector_processes: int = 1    # child processes per engine for dlib's CNN (0: in-process)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,32 @@ def test_warm_up_leaves_nothing_to_trace_for_later_photos(no_face):
     assert engine.tracing_count() == traced
 
 
+def test_one_trace_per_surrogate_is_not_reported_as_retracing():
+    """TensorFlow counts traces per code object: six surrogates' gradient graphs, each traced
+    once, would log a "retracing" warning at every worker start; the engine drops exactly that."""
+    import logging
+
+    from worker.attack.engine import _gradient_fn
+    from worker.attack.surrogates import load as load_surrogate
+
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    tf.get_logger().addHandler(handler)
+    try:
+        image = tf.zeros([1, 64, 64, 3])
+        for _ in range(6):  # as many closures as an engine has compiled surrogates
+            gradient, compiled = _gradient_fn(load_surrogate("blazeface_full"))
+            assert compiled is not None
+            gradient(image, np.zeros((0, 4), np.float32))
+        tf.get_logger().warning("5 out of the last 5 calls to <function other> triggered "
+                                "tf.function retracing.")
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [m for m in messages if "value_and_grad" in m]
+    assert [m for m in messages if "<function other>" in m]  # other functions still warn
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 3), (2, 2, 3), (12, 3000, 3)])
 def test_tiny_and_extreme_images(fast_engine, shape):
     rgb = np.full(shape, 128, np.uint8)

@@ -36,7 +36,6 @@ class Profile:
     clean_every: int = 2           # every n-th step sees the untransformed image
     texture_floor: float = 0.3     # budget fraction kept on perfectly flat regions
     surrogates: tuple[str, ...] = ()  # empty: every surrogate the engine loaded
-    margin: float = 2.0            # logits below each detector's threshold by this much
     delta_scale: float = 1.0       # resolution of the perturbation relative to the working copy
     channels: int = 3              # 1: one grey perturbation for R, G and B (no colour blotches)
     grad_blur: float = 0.0         # Gaussian sigma (px) smoothing each step's gradient (TI-FGSM)
