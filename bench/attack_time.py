@@ -1,0 +1,59 @@
+"""Where the attack's own time goes: seconds per surrogate over one photo's steps.
+
+``python -m bench.attack_time [--strength 3] [PHOTO ...]``: a warm default engine runs
+``perturb`` on each photo of ``../shared/faces`` named, timing each surrogate's loss-and-gradient
+call and counting the steps on which its loss was already 0; prints a markdown table
+(docs/benchmarks.md, "the report's detectors side by side").
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+from bench.protection import FACES
+
+PHOTOS = ("deepface_couple.jpg", "deepface_img18.jpg", "dlib_2008_001322.jpg",
+          "facerec_obama_and_biden.jpg", "deepface_img27.jpg")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("photos", nargs="*", default=list(PHOTOS))
+    parser.add_argument("--strength", type=int, default=3)
+    args = parser.parse_args()
+    from worker.attack.engine import ProtectionEngine
+    from worker.attack.profiles import profile_for
+    from worker.imageio import decode_image
+
+    engine = ProtectionEngine()
+    engine.warm_up()
+    stats: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])  # seconds, steps at loss 0
+    for name, gradient in list(engine._gradients.items()):
+        def timed(image, faces, gradient=gradient, name=name):
+            started = time.perf_counter()
+            loss, grad = gradient(image, faces)
+            stats[name][1] += float(loss) <= 0.0
+            stats[name][0] += time.perf_counter() - started
+            return loss, grad
+        engine._gradients[name] = timed
+    names = list(engine._gradients)
+    print(f"| photo | perturb | {' | '.join(names)} |\n|---|---|" + "---|" * len(names))
+    for photo in args.photos:
+        if not (FACES / photo).is_file():
+            continue
+        rgb = decode_image((FACES / photo).read_bytes()).rgb
+        _, faces = engine.find_faces(rgb)
+        stats.clear()
+        started = time.perf_counter()
+        engine.perturb(rgb, faces, profile_for(args.strength))
+        cells = [f"{stats[n][0]:.1f}" + (f" ({stats[n][1]} zero)" if stats[n][1] else "")
+                 for n in names]
+        print(f"| `{photo}` | {time.perf_counter() - started:.1f} s | {' | '.join(cells)} |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
