@@ -12,7 +12,7 @@ import argparse
 import time
 from collections import defaultdict
 
-from bench.protection import FACES
+from bench.protection import named_photos
 
 PHOTOS = ("deepface_couple.jpg", "deepface_img18.jpg", "dlib_2008_001322.jpg",
           "facerec_obama_and_biden.jpg", "deepface_img27.jpg")
@@ -25,7 +25,6 @@ def main() -> int:
     args = parser.parse_args()
     from worker.attack.engine import ProtectionEngine
     from worker.attack.profiles import profile_for
-    from worker.imageio import decode_image
 
     engine = ProtectionEngine()
     engine.warm_up()
@@ -40,10 +39,7 @@ def main() -> int:
         engine._gradients[name] = timed
     names = list(engine._gradients)
     print(f"| photo | perturb | {' | '.join(names)} |\n|---|---|" + "---|" * len(names))
-    for photo in args.photos:
-        if not (FACES / photo).is_file():
-            continue
-        rgb = decode_image((FACES / photo).read_bytes()).rgb
+    for photo, rgb in named_photos(args.photos):
         _, faces = engine.find_faces(rgb)
         stats.clear()
         started = time.perf_counter()

@@ -45,6 +45,20 @@ def photos(limit: int | None, small: bool) -> list[tuple[str, np.ndarray]]:
     return [(p.name, decode_image(p.read_bytes()).rgb) for p in files[:limit]]
 
 
+def named_photos(names: list[str]) -> list[tuple[str, np.ndarray]]:
+    """The photos of ``../shared/faces`` with these file names (those present there), or the
+    packaged sample when none is."""
+    from worker.imageio import decode_image
+
+    found = [(name, decode_image((FACES / name).read_bytes()).rgb)
+             for name in names if (FACES / name).is_file()]
+    if found:
+        return found
+    from skimage import data
+
+    return [("astronaut (packaged sample)", data.astronaut())]
+
+
 def photo_source(small: bool) -> str:
     """Where ``photos`` took the photos from, for the table's header."""
     if not FACES.is_dir():

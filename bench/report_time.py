@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from bench.protection import FACES
+from bench.protection import named_photos
 
 PHOTOS = ("deepface_couple.jpg", "deepface_img18.jpg", "deepface_img20.jpg",
           "dlib_2008_001322.jpg")
@@ -46,14 +46,7 @@ def main() -> int:
     parser.add_argument("photos", nargs="*", default=list(PHOTOS))
     parser.add_argument("--processes", default="0,1,2", help="numbers of detector children")
     args = parser.parse_args()
-    from worker.imageio import decode_image
-
-    photos = [(name, decode_image((FACES / name).read_bytes()).rgb) for name in args.photos
-              if (FACES / name).is_file()]
-    if not photos:
-        from skimage import data
-
-        photos = [("astronaut (packaged sample)", data.astronaut())]
+    photos = named_photos(args.photos)
     counts = [int(n) for n in args.processes.split(",")]
     runs = {n: timings(n, photos) for n in counts}
     label = " / ".join("in-process" if n == 0 else f"{n} child" + ("ren" if n > 1 else "")
