@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -199,19 +200,42 @@ def test_working_copy_puts_the_largest_face_at_the_detectors_scale() -> None:
         640 / 1200)
 
 
+def test_mtcnn_pyramid_is_the_librarys() -> None:
+    """The graph's pyramid (fixed levels, each run or skipped) runs P-Net at exactly the
+    scales the library builds, for any size; with hints only where a window fits a face."""
+    from mtcnn.utils.images import build_scale_pyramid
+
+    from worker.attack.surrogates.mtcnn import MtcnnSurrogate
+
+    surrogate = MtcnnSurrogate()
+    no_faces = tf.zeros([0, 4])
+    for height, width in ((12, 12), (30, 500), (375, 500), (1114, 1600), (4000, 6000)):
+        scales, active = surrogate.scales(height, width, no_faces)
+        library = [s for s in build_scale_pyramid(width, height, 20, 0.709)
+                   if math.ceil(min(height, width) * s) >= 12]
+        assert np.allclose(scales.numpy()[active.numpy()], library), (height, width)
+    face = tf.constant([[0.4, 0.4, 0.6, 0.6]])  # 100 px in 500 x 500
+    scales, active = surrogate.scales(500, 500, face)
+    windows = 12 / scales.numpy()[active.numpy()]
+    assert len(windows) and ((windows >= 40) & (windows <= 250)).all()
+
+
 def test_mtcnn_crops_squares_around_each_hint() -> None:
     """R-/O-Net also see random squares around each hinted face (the library crops its own
     regressed boxes, never exactly the hint), repeatably for one seed."""
     from worker.attack.surrogates.mtcnn import MtcnnSurrogate
 
     hints = np.asarray([[0.25, 0.2, 0.5, 0.6], [0.6, 0.1, 0.7, 0.3]], np.float32)
-    shape = tf.TensorShape([1, 400, 600, 3])
     surrogate = MtcnnSurrogate()
-    boxes = surrogate._jittered(hints, shape, seed=7)
+
+    def jittered(seed: int) -> np.ndarray:
+        return surrogate.jittered(hints, 400, 600, tf.constant([seed, 0])).numpy()
+
+    boxes = jittered(7)
     assert boxes.shape == (2 + 2 * surrogate.draws, 4)
     assert np.array_equal(boxes[:2], hints)
-    assert np.array_equal(boxes, surrogate._jittered(hints, shape, seed=7))
-    assert not np.allclose(boxes, surrogate._jittered(hints, shape, seed=8))
+    assert np.array_equal(boxes, jittered(7))
+    assert not np.allclose(boxes, jittered(8))
     squares = boxes[2:].reshape(2, surrogate.draws, 4) * [600, 400, 600, 400]
     sides = squares[..., 2:] - squares[..., :2]
     assert np.allclose(sides[..., 0], sides[..., 1], atol=1e-3)  # squares, in pixels

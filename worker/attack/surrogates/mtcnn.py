@@ -4,9 +4,13 @@ P-Net runs over the same image pyramid the library builds (``build_scale_pyramid
 resize inside the graph (bilinear + antialias: the library's ``area`` resize has no gradient).
 R-Net and O-Net run on crops taken inside the graph (``crop_and_resize``) around the strongest
 P-Net windows and around the ``faces`` found on the original photo (each also at random squares
-around it, as the library's own boxes fall), so every
-stage of the cascade is pushed below its threshold. Logits come from the same nets with the
-softmax of the last layer replaced by a linear activation.
+around it, as the library's own boxes fall), so every stage of the cascade is pushed below its
+threshold. Logits come from the same nets with the softmax of the last layer replaced by a
+linear activation.
+
+Everything is TensorFlow, for any image size and number of faces: the pyramid is a fixed list
+of ``MAX_SCALES`` levels, each run only where the library would run it (``tf.cond``), so loss
+and gradient compile into one graph.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import tensorflow as tf
 from mtcnn.network.onet import ONet
 from mtcnn.network.pnet import PNet
 from mtcnn.network.rnet import RNet
-from mtcnn.utils.images import build_scale_pyramid
 from mtcnn.utils.tensorflow import load_weights
 
 from worker.attack.surrogates.base import Surrogate
@@ -27,6 +30,11 @@ from worker.attack.surrogates.windows import image_seed
 
 #: The library's default thresholds (probabilities) for P-, R- and O-Net.
 THRESHOLDS = (0.6, 0.7, 0.8)
+#: The library's pyramid: each level 0.709 of the one before, P-Net's 12-px window.
+SCALE_FACTOR = 0.709
+WINDOW = 12
+#: Pyramid levels the graph holds: enough for a short side of 19 000 px.
+MAX_SCALES = 20
 _NO_FACES = np.zeros((0, 4), np.float32)
 
 
@@ -48,6 +56,7 @@ class MtcnnSurrogate(Surrogate):
     """Differentiable MTCNN cascade; ``faces`` (x0, y0, x1, y1 in 0..1) add R/O-Net crops."""
 
     name = "mtcnn"
+    graph_safe = True
 
     #: R-/O-Net crops per hinted face per evaluation, at random squares around it: the
     #: library's crops are its own regressed, squared boxes, never exactly the hint.
@@ -65,120 +74,132 @@ class MtcnnSurrogate(Surrogate):
         self.onet = _logit_net(ONet(), "onet.lz4", "fc6_3", 48)
         self.targets = [math.log(t / (1 - t)) - margin for t in THRESHOLDS]
 
-    def _pyramid(
-        self, x: tf.Tensor, faces: np.ndarray = _NO_FACES
-    ) -> list[tuple[float, tf.Tensor]]:
-        """P-Net logits per pyramid scale; with ``faces``, only the scales whose windows could
-        cover one of them (the others cannot hide or reveal those faces: R-Net rejects them)."""
-        height, width = int(x.shape[1]), int(x.shape[2])
-        scales = build_scale_pyramid(width, height, self.min_face_size, 0.709)
-        sizes = np.maximum(
-            (faces[:, 2] - faces[:, 0]) * width,
-            (faces[:, 3] - faces[:, 1]) * height,
-        )
-        out = []
-        for scale in scales:
-            h, w = math.ceil(height * scale), math.ceil(width * scale)
-            if min(h, w) < 12:
-                break
-            if len(sizes) and not np.any((0.4 * sizes <= 12 / scale) & (12 / scale <= 2.5 * sizes)):
-                continue
-            scaled = tf.image.resize(x, (h, w), "bilinear", antialias=True)
-            out.append((float(scale), self.pnet(scaled)[1]))
-        return out
+    def scales(self, height: tf.Tensor, width: tf.Tensor, faces: tf.Tensor) -> tuple:
+        """The library's pyramid scales (``build_scale_pyramid``, float64) padded to
+        ``MAX_SCALES``, and which of them P-Net runs at: those the library uses and, with
+        ``faces``, whose windows could cover one of them (0.4-2.5x its longer side; the
+        others cannot hide or reveal those faces: R-Net rejects them)."""
+        height, width = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+        min_dim = tf.minimum(height, width)
+        count = tf.round(tf.math.log(min_dim / WINDOW) / -math.log(SCALE_FACTOR) - 1.0)
+        level = tf.range(MAX_SCALES, dtype=tf.float64)
+        scales = WINDOW / self.min_face_size * tf.pow(tf.constant(SCALE_FACTOR, tf.float64), level)
+        active = (level < count) & (tf.math.ceil(min_dim * scales) >= WINDOW)
+        faces = tf.cast(faces, tf.float64)
+        sizes = tf.maximum((faces[:, 2] - faces[:, 0]) * width,
+                           (faces[:, 3] - faces[:, 1]) * height)
+        cell = WINDOW / scales[:, None]
+        covers = tf.reduce_any((0.4 * sizes[None] <= cell) & (cell <= 2.5 * sizes[None]), axis=1)
+        active &= covers | (tf.shape(faces)[0] == 0)
+        return scales, active
 
-    @staticmethod
-    def _face_windows(
-        faces: np.ndarray, scale: float, shape: tf.TensorShape, image: tf.TensorShape
-    ) -> np.ndarray:
-        """1 for P-Net windows on a hinted face (centre inside it, size 0.5-2x), 0 elsewhere;
-        all ones without hints. Background windows need not vanish: R-Net rejects them."""
-        if not len(faces):
-            return np.ones(shape[:3], np.float32)
-        height, width = float(image[1]), float(image[2])
-        cell = 12.0 / scale
-        ys = (np.arange(shape[1]) * 2 / scale + cell / 2)[:, None]
-        xs = (np.arange(shape[2]) * 2 / scale + cell / 2)[None, :]
-        out = np.zeros(shape[1:3], np.float32)
-        for x0, y0, x1, y1 in faces * [width, height, width, height]:
-            size = max(x1 - x0, y1 - y0)
-            if 0.4 * size <= cell <= 2.5 * size:
-                out[(ys >= y0) & (ys <= y1) & (xs >= x0) & (xs <= x1)] = 1.0
-        return np.broadcast_to(out, shape[:3]).astype(np.float32)
+    def _level(self, x: tf.Tensor, scale: tf.Tensor, faces: tf.Tensor):
+        """P-Net at one pyramid scale: its vanishing loss on windows over the hinted faces
+        (every window without hints), its face logits (B, windows) and their boxes (windows,
+        4: y0, x0, y1, x1 in 0..1)."""
+        shape = tf.shape(x)
+        height, width = tf.cast(shape[1], tf.float64), tf.cast(shape[2], tf.float64)
+        size = tf.cast(tf.math.ceil(tf.stack([height, width]) * scale), tf.int32)
+        scaled = tf.image.resize(x, size, "bilinear", antialias=True)
+        logits = _margin_logit(self.pnet(scaled)[1])  # (B, h, w)
+        grid = tf.shape(logits)
+        stride, cell = tf.cast(2.0 / scale, tf.float32), tf.cast(WINDOW / scale, tf.float32)
+        ys = tf.cast(tf.range(grid[1]), tf.float32) * stride
+        xs = tf.cast(tf.range(grid[2]), tf.float32) * stride
+        height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+        pixels = faces * tf.stack([width, height, width, height])
+        sides = tf.reduce_max(pixels[:, 2:] - pixels[:, :2], axis=1)
+        fits = (0.4 * sides <= cell) & (cell <= 2.5 * sides)
+        cy, cx = ys + cell / 2, xs + cell / 2
+        inside = ((cy[None, :, None] >= pixels[:, 1, None, None])
+                  & (cy[None, :, None] <= pixels[:, 3, None, None])
+                  & (cx[None, None, :] >= pixels[:, 0, None, None])
+                  & (cx[None, None, :] <= pixels[:, 2, None, None])
+                  & fits[:, None, None])
+        keep = tf.where(tf.shape(faces)[0] > 0,
+                        tf.cast(tf.reduce_any(inside, axis=0), tf.float32), 1.0)
+        loss = tf.reduce_sum(tf.nn.relu(logits - self.targets[0]) * keep)
+        y0 = tf.repeat(ys, grid[2])
+        x0 = tf.tile(xs, [grid[1]])
+        boxes = tf.stack([y0 / height, x0 / width, (y0 + cell) / height, (x0 + cell) / width], 1)
+        return loss, tf.reshape(logits, [grid[0], -1]), boxes
 
-    def _jittered(self, faces: np.ndarray, shape: tf.TensorShape, seed: int) -> np.ndarray:
+    def _pyramid(self, x: tf.Tensor, faces: tf.Tensor):
+        """P-Net over the pyramid: summed loss, logits (B, windows) and boxes (windows, 4)."""
+        shape = tf.shape(x)
+        scales, active = self.scales(shape[1], shape[2], faces)
+        total = tf.constant(0.0)
+        logits, boxes = [], []
+        for level in range(MAX_SCALES):
+            loss, z, b = tf.cond(
+                active[level],
+                lambda level=level: self._level(x, scales[level], faces),
+                lambda: (tf.constant(0.0), tf.zeros([shape[0], 0]), tf.zeros([0, 4])),
+            )
+            total += loss
+            logits.append(z)
+            boxes.append(b)
+        return total, tf.concat(logits, 1), tf.concat(boxes, 0)
+
+    def _candidates(self, logits: tf.Tensor, boxes: tf.Tensor):
+        """The ``top_k`` strongest P-Net windows per image that pass P-Net's threshold (with
+        a margin): boxes (C, 4) and the image each belongs to (C,)."""
+        logits = tf.stop_gradient(logits)
+        k = tf.minimum(self.top_k, tf.shape(logits)[1])
+        best, where = tf.math.top_k(logits, k)
+        passed = best > self.targets[0] - 2.0
+        image = tf.broadcast_to(tf.range(tf.shape(logits)[0])[:, None], tf.shape(where))
+        return tf.gather(boxes, tf.boolean_mask(where, passed)), tf.boolean_mask(image, passed)
+
+    def jittered(self, faces: tf.Tensor, height: tf.Tensor, width: tf.Tensor,
+                 seed: tf.Tensor) -> tf.Tensor:
         """The hint boxes plus ``draws`` random squares around each (x0, y0, x1, y1 in 0..1)."""
-        if not len(faces) or self.draws <= 0:
+        faces = tf.convert_to_tensor(faces, tf.float32)
+        if self.draws <= 0:
             return faces
-        height, width = float(shape[1]), float(shape[2])
-        rng = np.random.default_rng(seed)
-        pixels = faces * [width, height, width, height]
+        size = tf.cast(tf.stack([width, height, width, height]), tf.float32)
+        pixels = faces * size
         centre = (pixels[:, :2] + pixels[:, 2:]) / 2
-        side = np.max(pixels[:, 2:] - pixels[:, :2], axis=1)
-        count = (len(faces), self.draws)
-        sides = (side[:, None] * np.exp(rng.uniform(*np.log(self.draw_scale), count)))[..., None]
-        centres = centre[:, None] + rng.uniform(-1, 1, (*count, 2)) * self.draw_shift * sides
-        squares = np.concatenate([centres - sides / 2, centres + sides / 2], axis=-1)
-        squares /= [width, height, width, height]
-        return np.concatenate([faces, squares.reshape(-1, 4)]).astype(np.float32)
+        side = tf.reduce_max(pixels[:, 2:] - pixels[:, :2], axis=1)
+        draw = tf.random.stateless_uniform([tf.shape(faces)[0], self.draws, 3], seed)
+        low, high = (math.log(s) for s in self.draw_scale)
+        sides = (side[:, None] * tf.exp(low + (high - low) * draw[..., 0]))[..., None]
+        centres = centre[:, None] + (2.0 * draw[..., 1:] - 1.0) * self.draw_shift * sides
+        squares = tf.concat([centres - sides / 2, centres + sides / 2], axis=-1) / size
+        return tf.concat([faces, tf.reshape(squares, [-1, 4])], 0)
 
-    def _candidate_boxes(
-        self, pyramid: list[tuple[float, tf.Tensor]], shape: tf.TensorShape, faces: np.ndarray
-    ):
-        """Strongest P-Net windows (image 0..1 coords, y0 x0 y1 x1) per batch image, plus hints."""
-        height, width = float(shape[1]), float(shape[2])
-        rows = []
-        for scale, logits in pyramid:
-            z = _margin_logit(logits).numpy()  # (B, h, w)
-            b, yy, xx = np.nonzero(z > self.targets[0] - 2.0)
-            cell = 12.0 / scale
-            cells = np.full(b.shape, cell)
-            rows.append(np.stack([b, z[b, yy, xx], yy * 2 / scale, xx * 2 / scale, cells], 1))
-        cand = np.concatenate(rows) if rows else np.zeros((0, 5))
-        boxes, index = [], []
-        for img in range(int(shape[0])):
-            mine = cand[cand[:, 0] == img]
-            mine = mine[np.argsort(-mine[:, 1])[: self.top_k]]
-            for _, _, y, x, size in mine:
-                boxes.append([y / height, x / width, (y + size) / height, (x + size) / width])
-                index.append(img)
-            for x0, y0, x1, y1 in faces:
-                boxes.append([y0, x0, y1, x1])
-                index.append(img)
-        return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(index, np.int32)
-
-    def _stage_logits(self, images: tf.Tensor, faces: np.ndarray) -> list[tf.Tensor]:
-        x = (images - 127.5) / 128.0
-        pyramid = self._pyramid(x, faces)
-        pnet = []
-        for scale, p in pyramid:
-            keep = self._face_windows(faces, scale, p.shape, x.shape)
-            pnet.append(tf.reshape(_margin_logit(p) * keep - 100.0 * (1.0 - keep), [-1]))
-        per_stage = [tf.concat(pnet, 0) if pnet else tf.zeros([0])]
-        seed = int(image_seed(images)[0])  # new squares each step, the same in every run
-        boxes, index = self._candidate_boxes(pyramid, x.shape, self._jittered(faces, x.shape, seed))
-        if len(boxes):
+    def _refine(self, x: tf.Tensor, boxes: tf.Tensor, index: tf.Tensor):
+        """R-Net and O-Net face logits on the crops ``boxes`` (y0, x0, y1, x1) of ``x``."""
+        def run():
             r = self.rnet(tf.image.crop_and_resize(x, boxes, index, (24, 24)))[1]
             o = self.onet(tf.image.crop_and_resize(x, boxes, index, (48, 48)))[2]
-            per_stage += [_margin_logit(r), _margin_logit(o)]
-        return per_stage
+            return _margin_logit(r), _margin_logit(o)
 
-    def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:
-        faces = _NO_FACES if faces is None else np.asarray(faces, np.float32).reshape(-1, 4)
-        total = tf.constant(0.0)
-        for logits, target in zip(self._stage_logits(images, faces), self.targets, strict=False):
-            total += tf.reduce_sum(tf.nn.relu(logits - target))
-        return total / float(images.shape[0])
+        # Not on an empty batch: TensorFlow's graph convolutions fail there.
+        return tf.cond(tf.shape(boxes)[0] > 0, run, lambda: (tf.zeros([0]), tf.zeros([0])))
+
+    def loss(self, images: tf.Tensor, faces: tf.Tensor | np.ndarray | None = None) -> tf.Tensor:
+        faces = tf.reshape(tf.convert_to_tensor(_NO_FACES if faces is None else faces,
+                                                tf.float32), [-1, 4])
+        x = (tf.convert_to_tensor(images, tf.float32) - 127.5) / 128.0
+        shape = tf.shape(x)
+        pnet_loss, logits, windows = self._pyramid(x, faces)
+        boxes, index = self._candidates(logits, windows)
+        # New squares each step (the seed follows the pixels), the same in every run.
+        hints = self.jittered(faces, shape[1], shape[2], image_seed(images))
+        hints = tf.gather(hints, [1, 0, 3, 2], axis=1)  # y0, x0, y1, x1
+        boxes = tf.concat([boxes, tf.tile(hints, [shape[0], 1])], 0)
+        index = tf.concat([index, tf.repeat(tf.range(shape[0]), tf.shape(hints)[0])], 0)
+        r, o = self._refine(x, boxes, index)
+        total = (pnet_loss + tf.reduce_sum(tf.nn.relu(r - self.targets[1]))
+                 + tf.reduce_sum(tf.nn.relu(o - self.targets[2])))
+        return total / tf.cast(shape[0], tf.float32)
 
     def face_scores(self, images: tf.Tensor) -> tf.Tensor:
         """Highest O-Net face probability per image among windows that R-Net also accepts."""
-        x = (images - 127.5) / 128.0
-        boxes, index = self._candidate_boxes(self._pyramid(x), x.shape, _NO_FACES)
-        batch = int(x.shape[0])
-        if not len(boxes):
-            return tf.zeros([batch])
-        r = self.rnet(tf.image.crop_and_resize(x, boxes, index, (24, 24)))[1]
-        o = self.onet(tf.image.crop_and_resize(x, boxes, index, (48, 48)))[2]
-        r, o = tf.sigmoid(_margin_logit(r)), tf.sigmoid(_margin_logit(o))
-        o = tf.where(r >= THRESHOLDS[1], o, 0.0)
-        return tf.maximum(tf.math.unsorted_segment_max(o, index, batch), 0.0)
+        x = (tf.convert_to_tensor(images, tf.float32) - 127.5) / 128.0
+        _, logits, windows = self._pyramid(x, tf.zeros([0, 4]))
+        boxes, index = self._candidates(logits, windows)
+        r, o = self._refine(x, boxes, index)
+        o = tf.where(tf.sigmoid(r) >= THRESHOLDS[1], tf.sigmoid(o), 0.0)
+        return tf.maximum(tf.math.unsorted_segment_max(o, index, tf.shape(x)[0]), 0.0)
