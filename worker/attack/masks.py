@@ -43,7 +43,33 @@ def texture_mask(rgb: np.ndarray, floor: float) -> np.ndarray:
     return (floor + (1.0 - floor) * weight).astype(np.float32)
 
 
-def budget_map(rgb: np.ndarray, faces: Iterable[Face], eps: float, floor: float) -> np.ndarray:
-    """Per-pixel L-inf budget (H, W, 1) in 0..255 units."""
+#: scikit-image's SSIM for 0..255 images: its constant C2 (K2 = 0.03) and its 7 x 7 window.
+SSIM_C2 = (0.03 * 255) ** 2
+SSIM_WINDOW = 7
+
+
+def ssim_budget(rgb: np.ndarray, local_ssim: float) -> np.ndarray:
+    """Per-pixel amplitude (0..255 units) of a zero-mean change that keeps SSIM's contrast and
+    structure term near ``local_ssim`` in every 7 x 7 window it touches. For a window of
+    standard deviation s, a change of standard deviation d gives (2 s^2 + C2) / (2 s^2 + d^2 +
+    C2), so d^2 = (1 / local_ssim - 1)(2 s^2 + C2): the budget grows with texture without
+    bound, and a pixel gets the least any of its windows allows."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    window = (SSIM_WINDOW, SSIM_WINDOW)
+    mean = cv2.blur(gray, window)
+    variance = np.maximum(cv2.blur(gray * gray, window) - mean * mean, 0.0)
+    allowed = np.sqrt((1.0 / local_ssim - 1.0) * (2.0 * variance + SSIM_C2))
+    allowed = cv2.erode(allowed, np.ones(window, np.uint8))
+    return cv2.GaussianBlur(allowed, (0, 0), 1.5).astype(np.float32)
+
+
+def budget_map(
+    rgb: np.ndarray, faces: Iterable[Face], eps: float, floor: float, local_ssim: float = 0.0
+) -> np.ndarray:
+    """Per-pixel L-inf budget (H, W, 1) in 0..255 units: ``eps`` times the texture mask or,
+    with ``local_ssim``, what SSIM allows there (``ssim_budget``) capped at ``eps``; on the
+    face regions only (everywhere without faces)."""
     region = face_region_mask(rgb.shape[:2], faces)
+    if local_ssim > 0:
+        return (region * np.minimum(ssim_budget(rgb, local_ssim), eps))[..., None]
     return (eps * region * texture_mask(rgb, floor))[..., None]

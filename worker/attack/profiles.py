@@ -35,6 +35,7 @@ class Profile:
     eot_shift: int | None = 4                             # random shift in pixels
     clean_every: int = 2           # every n-th step sees the untransformed image
     texture_floor: float = 0.3     # budget fraction kept on perfectly flat regions
+    local_ssim: float = 0.0        # > 0: budget from SSIM's own formula, capped at eps
     surrogates: tuple[str, ...] = ()  # empty: every surrogate the engine loaded
     delta_scale: float = 1.0       # resolution of the perturbation relative to the working copy
     channels: int = 3              # 1: one grey perturbation for R, G and B (no colour blotches)

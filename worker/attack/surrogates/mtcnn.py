@@ -125,31 +125,46 @@ class MtcnnSurrogate(Surrogate):
         return loss, tf.reshape(logits, [grid[0], -1]), boxes
 
     def _pyramid(self, x: tf.Tensor, faces: tf.Tensor):
-        """P-Net over the pyramid: summed loss, logits (B, windows) and boxes (windows, 4)."""
+        """P-Net over the pyramid, one level per loop iteration (one P-Net in the graph):
+        summed loss, and each level's ``top_k`` strongest windows, logits (B, K) and boxes
+        (B, K, 4), padded with windows that never pass."""
         shape = tf.shape(x)
+        batch, top_k = shape[0], self.top_k
         scales, active = self.scales(shape[1], shape[2], faces)
-        total = tf.constant(0.0)
-        logits, boxes = [], []
-        for level in range(MAX_SCALES):
-            loss, z, b = tf.cond(
-                active[level],
-                lambda level=level: self._level(x, scales[level], faces),
-                lambda: (tf.constant(0.0), tf.zeros([shape[0], 0]), tf.zeros([0, 4])),
-            )
-            total += loss
-            logits.append(z)
-            boxes.append(b)
-        return total, tf.concat(logits, 1), tf.concat(boxes, 0)
+
+        def level(index, total, logits, boxes):
+            def run():
+                loss, z, b = self._level(x, scales[index], faces)
+                k = tf.minimum(top_k, tf.shape(z)[1])
+                best, where = tf.math.top_k(tf.stop_gradient(z), k)
+                pad = [[0, 0], [0, top_k - k]]
+                return (loss, tf.pad(best, pad, constant_values=-1e9),
+                        tf.pad(tf.gather(b, where), [*pad, [0, 0]]))
+
+            def skip():
+                return tf.constant(0.0), tf.fill([batch, top_k], -1e9), tf.zeros([batch, top_k, 4])
+
+            loss, best, where = tf.cond(active[index], run, skip)
+            return index + 1, total + loss, logits.write(index, best), boxes.write(index, where)
+
+        _, total, logits, boxes = tf.while_loop(
+            lambda index, *_: index < MAX_SCALES, level,
+            (tf.constant(0), tf.constant(0.0), tf.TensorArray(tf.float32, MAX_SCALES),
+             tf.TensorArray(tf.float32, MAX_SCALES)),
+            parallel_iterations=1,
+        )
+        logits = tf.reshape(tf.transpose(logits.stack(), [1, 0, 2]), [batch, -1])
+        boxes = tf.reshape(tf.transpose(boxes.stack(), [1, 0, 2, 3]), [batch, -1, 4])
+        return total, logits, boxes
 
     def _candidates(self, logits: tf.Tensor, boxes: tf.Tensor):
         """The ``top_k`` strongest P-Net windows per image that pass P-Net's threshold (with
         a margin): boxes (C, 4) and the image each belongs to (C,)."""
-        logits = tf.stop_gradient(logits)
-        k = tf.minimum(self.top_k, tf.shape(logits)[1])
-        best, where = tf.math.top_k(logits, k)
+        best, where = tf.math.top_k(logits, self.top_k)
         passed = best > self.targets[0] - 2.0
         image = tf.broadcast_to(tf.range(tf.shape(logits)[0])[:, None], tf.shape(where))
-        return tf.gather(boxes, tf.boolean_mask(where, passed)), tf.boolean_mask(image, passed)
+        chosen = tf.gather(boxes, where, batch_dims=1)
+        return tf.boolean_mask(chosen, passed), tf.boolean_mask(image, passed)
 
     def jittered(self, faces: tf.Tensor, height: tf.Tensor, width: tf.Tensor,
                  seed: tf.Tensor) -> tf.Tensor:
