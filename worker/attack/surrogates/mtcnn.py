@@ -8,9 +8,9 @@ around it, as the library's own boxes fall), so every stage of the cascade is pu
 threshold. Logits come from the same nets with the softmax of the last layer replaced by a
 linear activation.
 
-Everything is TensorFlow, for any image size and number of faces: the pyramid is a fixed list
-of ``MAX_SCALES`` levels, each run only where the library would run it (``tf.cond``), so loss
-and gradient compile into one graph.
+Everything is TensorFlow, for any image size and number of faces: the pyramid is a loop over
+``MAX_SCALES`` levels (one P-Net in the graph), each run only where the library would run it
+(``tf.cond``), so loss and gradient compile into one graph.
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ class MtcnnSurrogate(Surrogate):
             def skip():
                 return tf.constant(0.0), tf.fill([batch, top_k], -1e9), tf.zeros([batch, top_k, 4])
 
-            loss, best, where = tf.cond(active[index], run, skip)
-            return index + 1, total + loss, logits.write(index, best), boxes.write(index, where)
+            loss, best, windows = tf.cond(active[index], run, skip)
+            return index + 1, total + loss, logits.write(index, best), boxes.write(index, windows)
 
         _, total, logits, boxes = tf.while_loop(
             lambda index, *_: index < MAX_SCALES, level,
