@@ -74,8 +74,7 @@ def noise_baseline(engine, rgb: np.ndarray, level: int, seed: int) -> dict:
     profile = profile_for(level)
     started = time.perf_counter()
     original, faces = engine.find_faces(rgb)
-    budget = budget_map(rgb, faces, profile.eps, profile.texture_floor,
-                        profile.local_ssim)
+    budget = budget_map(rgb, faces, profile)
     noise = np.random.default_rng(seed).uniform(-1, 1, rgb.shape).astype(np.float32) * budget
     noisy = np.clip(np.rint(rgb + noise), 0, 255).astype(np.uint8)
     report = engine.verifier.report(rgb, noisy, original, faces)
@@ -144,9 +143,10 @@ def render(rows: list[tuple[str, dict]], args: argparse.Namespace, n_photos: int
     peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     children = children_peak_mb()
     if children:
-        count = ("one detector process", "") if len(children) == 1 else (
-            f"{len(children)} detector processes", " each")
-        peak += f", plus {count[0]} (dlib's CNN) of at most {max(children):.0f} MB{count[1]}"
+        most = f"{max(children):.0f} MB"
+        peak += (f", plus one detector process (dlib's CNN) of {most}" if len(children) == 1
+                 else f", plus {len(children)} detector processes (dlib's CNN) of at most "
+                 f"{most} each")
     out.append(f"Peak RSS of the benchmark process: {peak}.")
     return "\n".join(out) + "\n"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from skimage import data
 from skimage.metrics import structural_similarity
 
 from worker.attack.masks import budget_map, ssim_budget
+from worker.attack.profiles import profile_for
 from worker.detectors.base import Face
 
 
@@ -35,6 +38,7 @@ def test_ssim_budget_follows_texture_and_is_capped_by_eps() -> None:
     assert flat == pytest.approx(3.82, abs=0.1) and textured > 5 * flat
     rgb = data.astronaut()
     face = Face(180, 40, 300, 200)
-    capped = budget_map(rgb, [face], eps=12.0, floor=0.3, local_ssim=0.8)[..., 0]
+    profile = replace(profile_for(3), eps=12.0, local_ssim=0.8)
+    capped = budget_map(rgb, [face], profile)[..., 0]
     assert capped.max() <= 12.0 + 1e-6
     assert capped[120, 240] > 0 and capped[500, 20] == 0  # on the face, far from it

@@ -143,15 +143,13 @@ class ProtectionEngine:
         work_size = (max(1, round(width * scale)), max(1, round(height * scale)))
         work = cv2.resize(rgb, work_size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
         work_faces = [Face(f.x0 * scale, f.y0 * scale, f.x1 * scale, f.y1 * scale) for f in faces]
-        budget = budget_map(work, work_faces, profile.eps, profile.texture_floor,
-                            profile.local_ssim)
+        budget = budget_map(work, work_faces, profile)
         hints = np.asarray(
             [[f.x0 / width, f.y0 / height, f.x1 / width, f.y1 / height] for f in faces], np.float32
         ).reshape(-1, 4)
         delta = self._optimise(work, budget, hints, profile, seed, progress)
 
-        full_budget = budget_map(rgb, faces, profile.eps, profile.texture_floor,
-                                 profile.local_ssim)
+        full_budget = budget_map(rgb, faces, profile)
         if scale < 1:
             delta = cv2.resize(delta, (width, height), interpolation=cv2.INTER_CUBIC)
         delta = np.clip(delta, -full_budget, full_budget)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from worker.detectors.base import Face
+
+if TYPE_CHECKING:
+    from worker.attack.profiles import Profile
 
 
 def face_region_mask(
@@ -63,13 +67,11 @@ def ssim_budget(rgb: np.ndarray, local_ssim: float) -> np.ndarray:
     return cv2.GaussianBlur(allowed, (0, 0), 1.5).astype(np.float32)
 
 
-def budget_map(
-    rgb: np.ndarray, faces: Iterable[Face], eps: float, floor: float, local_ssim: float = 0.0
-) -> np.ndarray:
-    """Per-pixel L-inf budget (H, W, 1) in 0..255 units: ``eps`` times the texture mask or,
-    with ``local_ssim``, what SSIM allows there (``ssim_budget``) capped at ``eps``; on the
-    face regions only (everywhere without faces)."""
+def budget_map(rgb: np.ndarray, faces: Iterable[Face], profile: Profile) -> np.ndarray:
+    """Per-pixel L-inf budget (H, W, 1) in 0..255 units of ``profile``: ``eps`` times the
+    texture mask or, with ``local_ssim``, what SSIM allows there (``ssim_budget``) capped at
+    ``eps``; on the face regions only (everywhere without faces)."""
     region = face_region_mask(rgb.shape[:2], faces)
-    if local_ssim > 0:
-        return (region * np.minimum(ssim_budget(rgb, local_ssim), eps))[..., None]
-    return (eps * region * texture_mask(rgb, floor))[..., None]
+    if profile.local_ssim > 0:
+        return (region * np.minimum(ssim_budget(rgb, profile.local_ssim), profile.eps))[..., None]
+    return (profile.eps * region * texture_mask(rgb, profile.texture_floor))[..., None]
