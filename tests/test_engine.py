@@ -87,12 +87,13 @@ def test_warm_up_leaves_nothing_to_trace_for_later_photos(no_face):
     profile = replace(TEST_PROFILE, surrogates=(), steps=2)
     assert engine.warm_up(profile) > 0
     traced = engine.tracing_count()
-    assert traced >= 3  # the EOT graph and both surrogates' gradients
+    assert traced >= 4  # the EOT graph, the HOG feature loss and both surrogates' gradients
     rgb = np.ascontiguousarray(no_face[:300, :350])
     faces = [Face(20 + 90 * i, 40, 100 + 90 * i, 140) for i in range(3)]
     for hints in (faces, []):
-        protected = engine.perturb(rgb, hints, profile)
-        assert protected.shape == rgb.shape
+        for features in ((), ("hog",)):
+            protected = engine.perturb(rgb, hints, replace(profile, features=features))
+            assert protected.shape == rgb.shape
     assert engine.tracing_count() == traced
 
 

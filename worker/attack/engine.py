@@ -24,6 +24,7 @@ from skimage import data
 from common.config import load as load_config
 from worker.attack import surrogates as surrogate_plugins
 from worker.attack.eot import gaussian_blur, random_eot
+from worker.attack.features import FEATURES, compiled_gradient
 from worker.attack.masks import budget_map
 from worker.attack.profiles import (
     DEFAULT_STRENGTH,
@@ -65,11 +66,13 @@ class ProtectionEngine:
         self.surrogates = {name: surrogate_plugins.load(name) for name in surrogates}
         compiled = {name: _gradient_fn(s) for name, s in self.surrogates.items()}
         self._gradients = {name: fn for name, (fn, _) in compiled.items()}
+        self._features = {name: compiled_gradient(cls()) for name, cls in FEATURES.items()}
         self._eot = tf.function(random_eot, reduce_retracing=True)
         # One generator, reseeded per photo: the EOT graph is traced for this object, and a
         # new one per photo would trace it again each time. (One photo at a time per engine.)
         self._rng = tf.random.Generator.from_seed(0)
-        self._graphs = [self._eot, *(graph for _, graph in compiled.values() if graph)]
+        self._graphs = [self._eot, *self._features.values(),
+                        *(graph for _, graph in compiled.values() if graph)]
         if detector_processes is None:
             detector_processes = load_config().worker.detector_processes
         self.verifier = Verifier(surrogates, evaluators, processes=detector_processes)
@@ -82,7 +85,9 @@ class ProtectionEngine:
         CPU). Returns seconds."""
         started = time.perf_counter()
         self.verifier.start()
-        profile = replace(profile or profile_for(DEFAULT_STRENGTH), steps=2, clean_every=2)
+        # Every feature loss too: stronger profiles add them, and their graphs trace once.
+        profile = replace(profile or profile_for(DEFAULT_STRENGTH), steps=2, clean_every=2,
+                          features=tuple(FEATURES))
         sample = data.astronaut()
         for size, copies in (((448, 384), 1), ((384, 512), 2)):
             rgb = cv2.resize(sample, size, interpolation=cv2.INTER_AREA)
@@ -116,6 +121,7 @@ class ProtectionEngine:
             protected = self.perturb(rgb, faces, profile, seed=seed, progress=progress)
         report = self.verifier.report(rgb, protected, original, faces)
         report["strength"] = profile.level
+        report["feature_losses"] = list(profile.features)  # detector-agnostic, no weights
         report["seconds"] = round(time.perf_counter() - started, 2)
         if progress:
             progress(1.0)
@@ -205,6 +211,9 @@ class ProtectionEngine:
                     break
                 continue
             quiet = 0
+            for name in profile.features if len(hints) else ():
+                _, features = self._features[name](adv, base, tf.constant(hints))
+                seen = seen + profile.feature_weight * features
             grad = tape.gradient(adv, delta, output_gradients=seen)
             if profile.grad_blur > 0:  # translation-invariant steps transfer better (TI-FGSM)
                 radius = math.ceil(2 * profile.grad_blur)

@@ -1,0 +1,125 @@
+"""Detector-agnostic feature losses: push each face's own image features away from the
+original's, whatever weights a detector puts on them (a feature-disruption loss, as in
+FDA/ILA-style transfer attacks). A profile adds them to the surrogates' losses by name
+(``Profile.features``); no shipped profile does (docs/benchmarks.md, "feature-level losses").
+
+``hog``: histograms of gradient orientations, the features of dlib's frontal detector (the
+default of ``face_recognition``) and of every HOG + linear-SVM face detector; no detector's
+weights are used, only the face's own HOG on the original.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+#: Luminance weights (ITU-R BT.601), as OpenCV's and dlib's grey conversions use.
+_LUMA = tf.constant([0.299, 0.587, 0.114], tf.float32)
+
+
+def face_crops(
+    image: tf.Tensor, faces: tf.Tensor, size: int, margin: float
+) -> tf.Tensor:
+    """Grey crops (N, size, size, 1) of every face box (x0, y0, x1, y1 in 0..1) of a one-image
+    batch, grown by ``margin`` of its size on each side. The image is first low-pass resized to
+    where the largest crop has about ``size`` pixels (as a detector's pyramid sees the face;
+    plain bilinear sampling would read, and attack, one pixel in many), then resampled."""
+    grey = tf.reduce_sum(image * _LUMA, axis=-1, keepdims=True)
+    shape = tf.cast(tf.shape(grey)[1:3], tf.float32)
+    x0, y0, x1, y1 = tf.unstack(faces, axis=1)
+    grow_x, grow_y = (x1 - x0) * margin, (y1 - y0) * margin
+    largest = tf.reduce_max(tf.maximum((x1 - x0 + 2 * grow_x) * shape[1],
+                                       (y1 - y0 + 2 * grow_y) * shape[0]))
+    scale = tf.minimum(1.0, size / tf.maximum(largest, 1.0))
+    grey = tf.image.resize(grey, tf.cast(tf.math.ceil(shape * scale), tf.int32), antialias=True)
+    boxes = tf.stack([y0 - grow_y, x0 - grow_x, y1 + grow_y, x1 + grow_x], axis=1)
+    index = tf.zeros(tf.shape(faces)[:1], tf.int32)
+    return tf.image.crop_and_resize(grey, boxes, index, (size, size))
+
+
+def hog(grey: tf.Tensor, cell: int, bins: int = 18, sharpness: float = 8.0) -> tf.Tensor:
+    """Felzenszwalb-style HOG of grey images (N, H, W, 1): per ``cell`` x ``cell`` block the
+    gradient magnitude softly binned into ``bins`` signed orientations (weight cos^sharpness
+    of the angle to each bin), normalised by the energy of the 2 x 2 cells around it and
+    truncated at 0.2. Returns (N, H // cell, W // cell, bins)."""
+    dx = grey[:, 1:-1, 2:, 0] - grey[:, 1:-1, :-2, 0]
+    dy = grey[:, 2:, 1:-1, 0] - grey[:, :-2, 1:-1, 0]
+    magnitude = tf.sqrt(dx * dx + dy * dy + 1e-2)
+    angles = np.arange(bins) * (2 * math.pi / bins)
+    cos = tf.constant(np.cos(angles), tf.float32)
+    sin = tf.constant(np.sin(angles), tf.float32)
+    alignment = (dx[..., None] * cos + dy[..., None] * sin) / magnitude[..., None]
+    weights = tf.nn.relu(alignment) ** sharpness * magnitude[..., None]
+    cells = tf.nn.avg_pool2d(weights, cell, cell, "VALID")
+    energy = tf.reduce_sum(cells * cells, axis=-1, keepdims=True)
+    block = tf.nn.avg_pool2d(energy, 2, 1, "SAME") * 4.0
+    return tf.minimum(cells / tf.sqrt(block + 1.0), 0.2)
+
+
+def _cosine(a: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Mean over the batch of the cosine similarity of ``a`` and ``c`` (each flattened)."""
+    a = tf.reshape(a, [tf.shape(a)[0], -1])
+    c = tf.reshape(c, [tf.shape(c)[0], -1])
+    return tf.reduce_mean(
+        tf.reduce_sum(a * c, 1) / (tf.norm(a, axis=1) * tf.norm(c, axis=1) + 1e-6))
+
+
+class FeatureLoss:
+    """Cosine similarity of each face's features on the perturbed image to the same features
+    on the original, averaged over faces and feature maps. 1 = unchanged; the attack pushes
+    it down. Subclasses say which crops (``sizes``, ``margin``) and which ``features``."""
+
+    name: str
+    sizes: tuple[int, ...]
+    margin: float
+
+    def features(self, grey: tf.Tensor) -> list[tf.Tensor]:
+        """Feature maps of grey face crops (N, S, S, 1) in 0..255, each (N, ...)."""
+        raise NotImplementedError
+
+    def loss(self, image: tf.Tensor, base: tf.Tensor, faces: tf.Tensor) -> tf.Tensor:
+        """``image``, ``base``: (1, H, W, 3) in 0..255 (sizes may differ: boxes are relative);
+        ``faces`` (N, 4) relative boxes. A scalar, 1 when the features are unchanged."""
+        total = []
+        for size in self.sizes:
+            adv = self.features(face_crops(image, faces, size, self.margin))
+            clean = self.features(face_crops(base, faces, size, self.margin))
+            total += [_cosine(a, c) for a, c in zip(adv, clean, strict=True)]
+        return tf.add_n(total) / len(total)
+
+
+class HogDisruption(FeatureLoss):
+    """HOG at three cell sizes of a 96-px face crop (the scales of a HOG detector's pyramid
+    around its 80-px window): what dlib's frontal detector scores."""
+
+    name = "hog"
+    sizes = (96,)
+    margin = 0.15
+
+    def features(self, grey: tf.Tensor) -> list[tf.Tensor]:
+        return [hog(grey, cell) for cell in (6, 8, 10)]
+
+
+#: name -> feature loss; a profile's ``features`` names the ones its attack adds.
+FEATURES: dict[str, type[FeatureLoss]] = {"hog": HogDisruption}
+
+
+def compiled_gradient(feature: FeatureLoss):
+    """``(image, base, faces) -> (loss, gradient w.r.t. image scaled to unit mean |g|)``,
+    one TensorFlow graph for any image size and number of faces."""
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.float32),
+        tf.TensorSpec([None, None, None, 3], tf.float32),
+        tf.TensorSpec([None, 4], tf.float32),
+    ])
+    def value_and_grad(image, base, faces):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss = feature.loss(image, base, faces)
+        grad = tape.gradient(loss, image)
+        return loss, grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
+
+    return value_and_grad
