@@ -3,7 +3,8 @@ ensemble, robust to JPEG and downscaling, inside a perceptual budget; then verif
 
 Pipeline per photo: detect faces on the original with every detector (reference runs) →
 working copy at the detectors' own resolution → momentum sign-gradient steps on the vanishing
-losses of all surrogates, each step through a random JPEG / downscale / blur / shift (EOT) →
+losses of all surrogates (and the profile's feature losses, ``worker.attack.features``), each
+step through a random JPEG / downscale / blur / shift (EOT) →
 the perturbation is upsampled to full resolution, clipped to the per-pixel budget and added
 → verification report (faces per detector before/after, after JPEG q85 and 0.5x; PSNR, SSIM).
 """
