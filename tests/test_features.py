@@ -7,7 +7,7 @@ import dlib
 import numpy as np
 import tensorflow as tf
 
-from worker.attack.features import HogDisruption, compiled_gradient, face_crops
+from worker.attack.features import HogDisruption, compiled_gradient
 from worker.attack.profiles import TEST_PROFILE
 
 FACE = [[0.33, 0.05, 0.55, 0.4]]  # the astronaut's face, x0 y0 x1 y1 in 0..1
@@ -18,17 +18,6 @@ def _dlib_score(rgb: np.ndarray) -> float:
     once; its threshold is 0)."""
     _, scores, _ = dlib.get_frontal_face_detector().run(np.ascontiguousarray(rgb), 1, -1.0)
     return max(scores, default=-9.0)
-
-
-def test_face_crops_read_every_pixel_of_the_face() -> None:
-    image = tf.random.uniform([1, 400, 300, 3], 0, 255)
-    with tf.GradientTape() as tape:
-        tape.watch(image)
-        crops = face_crops(image, tf.constant([[0.1, 0.1, 0.6, 0.5]]), 24, 0.1)
-        total = tf.reduce_sum(crops)
-    assert crops.shape == (1, 24, 24, 1)
-    grad = tape.gradient(total, image)[0, 60:180, 50:160]  # inside the box
-    assert float(tf.reduce_mean(tf.cast(grad != 0, tf.float32))) == 1.0
 
 
 def test_hog_disruption_moves_dlibs_hog_detector_more_than_noise(astronaut) -> None:

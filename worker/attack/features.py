@@ -15,28 +15,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-#: Luminance weights (ITU-R BT.601), as OpenCV's and dlib's grey conversions use.
-_LUMA = tf.constant([0.299, 0.587, 0.114], tf.float32)
-
-
-def face_crops(
-    image: tf.Tensor, faces: tf.Tensor, size: int, margin: float
-) -> tf.Tensor:
-    """Grey crops (N, size, size, 1) of every face box (x0, y0, x1, y1 in 0..1) of a one-image
-    batch, grown by ``margin`` of its size on each side. The image is first low-pass resized to
-    where the largest crop has about ``size`` pixels (as a detector's pyramid sees the face;
-    plain bilinear sampling would read, and attack, one pixel in many), then resampled."""
-    grey = tf.reduce_sum(image * _LUMA, axis=-1, keepdims=True)
-    shape = tf.cast(tf.shape(grey)[1:3], tf.float32)
-    x0, y0, x1, y1 = tf.unstack(faces, axis=1)
-    grow_x, grow_y = (x1 - x0) * margin, (y1 - y0) * margin
-    largest = tf.reduce_max(tf.maximum((x1 - x0 + 2 * grow_x) * shape[1],
-                                       (y1 - y0 + 2 * grow_y) * shape[0]))
-    scale = tf.minimum(1.0, size / tf.maximum(largest, 1.0))
-    grey = tf.image.resize(grey, tf.cast(tf.math.ceil(shape * scale), tf.int32), antialias=True)
-    boxes = tf.stack([y0 - grow_y, x0 - grow_x, y1 + grow_y, x1 + grow_x], axis=1)
-    index = tf.zeros(tf.shape(faces)[:1], tf.int32)
-    return tf.image.crop_and_resize(grey, boxes, index, (size, size))
+from worker.attack.surrogates.windows import face_crops
 
 
 def hog(grey: tf.Tensor, cell: int, bins: int = 18, sharpness: float = 8.0) -> tf.Tensor:
@@ -83,9 +62,10 @@ class FeatureLoss:
         """``image``, ``base``: (1, H, W, 3) in 0..255 (sizes may differ: boxes are relative);
         ``faces`` (N, 4) relative boxes. A scalar, 1 when the features are unchanged."""
         total = []
-        for size in self.sizes:
-            adv = self.features(face_crops(image, faces, size, self.margin))
-            clean = self.features(face_crops(base, faces, size, self.margin))
+        for size in self.sizes:  # square crops of the face grown by margin, block-averaged
+            scales, crop = (1.0 + 2 * self.margin,), (size, size)
+            adv = self.features(face_crops(image, faces, scales, 1.0, crop))
+            clean = self.features(face_crops(base, faces, scales, 1.0, crop))
             total += [_cosine(a, c) for a, c in zip(adv, clean, strict=True)]
         return tf.add_n(total) / len(total)
 
