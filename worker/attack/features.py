@@ -1,7 +1,8 @@
 """Detector-agnostic feature losses: push each face's own image features away from the
 original's, whatever weights a detector puts on them (a feature-disruption loss, as in
 FDA/ILA-style transfer attacks). A profile adds them to the surrogates' losses by name
-(``Profile.features``); no shipped profile does (docs/benchmarks.md, "feature-level losses").
+(``Profile.features``); strength 5 adds ``hog`` (docs/benchmarks.md, "a feature-level loss":
+at strengths 3 and 4 it did not pay).
 
 ``hog``: histograms of gradient orientations, the features of dlib's frontal detector (the
 default of ``face_recognition``) and of every HOG + linear-SVM face detector; no detector's
