@@ -49,8 +49,8 @@ class Profile:
 #: less on flat skin. Measured at strengths 1, 3 and 5: higher SSIM, equal or better efficacy,
 #: 0.1-0.8 dB lower PSNR (docs/benchmarks.md, "where the attack works on a large face").
 #: Strength 5 adds the HOG feature loss: on the 40 photos after JPEG q85 dlib's HOG detector
-#: 18 -> 4 %, MMOD 23 -> 16 %, every other detector equal or better but MTCNN (1 -> 3 %), SSIM
-#: -0.007 (same doc, "a feature-level loss"); at strengths 3 and 4 it does not pay.
+#: 18 -> 3 %, MMOD 23 -> 11 %, the others within a point or two, MTCNN 1 -> 4 %, SSIM -0.014
+#: (same doc, "a feature-level loss"); at strengths 3 and 4 it does not pay.
 STRENGTHS: dict[int, Profile] = {
     1: Profile(level=1, eps=7.5, steps=30, step_size=1.25),
     2: Profile(level=2, eps=10.0, steps=40, step_size=1.25),
