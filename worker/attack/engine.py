@@ -72,7 +72,7 @@ class ProtectionEngine:
         # One generator, reseeded per photo: the EOT graph is traced for this object, and a
         # new one per photo would trace it again each time. (One photo at a time per engine.)
         self._rng = tf.random.Generator.from_seed(0)
-        self._graphs = [self._eot, *self._features.values(),
+        self._graphs = [self._eot, *(f.value_and_grad for f in self._features.values()),
                         *(graph for _, graph in compiled.values() if graph)]
         if detector_processes is None:
             detector_processes = load_config().worker.detector_processes
@@ -191,6 +191,9 @@ class ProtectionEngine:
         velocity = tf.zeros_like(delta)
         active = [(self._gradients[name], self.surrogates[name].faces_per_step)
                   for name in self._surrogate_names(profile)]
+        faces = tf.constant(hints, tf.float32)
+        references = {name: self._features[name].reference(base, faces)  # once per photo
+                      for name in (profile.features if len(hints) else ())}
         quiet = 0
         for step in range(profile.steps):
             clean = step % profile.clean_every == 0
@@ -212,8 +215,8 @@ class ProtectionEngine:
                     break
                 continue
             quiet = 0
-            for name in profile.features if len(hints) else ():
-                _, features = self._features[name](adv, base, tf.constant(hints))
+            for name, reference in references.items():
+                _, features = self._features[name].value_and_grad(adv, reference, faces)
                 seen = seen + profile.feature_weight * features
             grad = tape.gradient(adv, delta, output_gradients=seen)
             if profile.grad_blur > 0:  # translation-invariant steps transfer better (TI-FGSM)

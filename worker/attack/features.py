@@ -12,6 +12,8 @@ weights are used, only the face's own HOG on the original.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -59,15 +61,17 @@ class FeatureLoss:
         """Feature maps of grey face crops (N, S, S, 1) in 0..255, each (N, ...)."""
         raise NotImplementedError
 
-    def loss(self, image: tf.Tensor, base: tf.Tensor, faces: tf.Tensor) -> tf.Tensor:
-        """``image``, ``base``: (1, H, W, 3) in 0..255 (sizes may differ: boxes are relative);
-        ``faces`` (N, 4) relative boxes. A scalar, 1 when the features are unchanged."""
-        total = []
-        for size in self.sizes:  # square crops of the face grown by margin, block-averaged
-            scales, crop = (1.0 + 2 * self.margin,), (size, size)
-            adv = self.features(face_crops(image, faces, scales, 1.0, crop))
-            clean = self.features(face_crops(base, faces, scales, 1.0, crop))
-            total += [_cosine(a, c) for a, c in zip(adv, clean, strict=True)]
+    def maps(self, image: tf.Tensor, faces: tf.Tensor) -> list[tf.Tensor]:
+        """Every feature map of each face on ``image`` (1, H, W, 3) in 0..255, ``faces`` (N, 4)
+        relative boxes: square crops of the face grown by ``margin``, block-averaged."""
+        scales = (1.0 + 2 * self.margin,)
+        return [fmap for size in self.sizes
+                for fmap in self.features(face_crops(image, faces, scales, 1.0, (size, size)))]
+
+    def loss(self, image: tf.Tensor, reference: list[tf.Tensor], faces: tf.Tensor) -> tf.Tensor:
+        """``reference``: ``maps`` of the original (computed once per photo; its size may
+        differ from ``image``'s, boxes are relative). A scalar, 1 when nothing changed."""
+        total = [_cosine(a, c) for a, c in zip(self.maps(image, faces), reference, strict=True)]
         return tf.add_n(total) / len(total)
 
 
@@ -84,23 +88,35 @@ class HogDisruption(FeatureLoss):
 
 
 #: name -> feature loss; a profile's ``features`` names the ones its attack adds.
-FEATURES: dict[str, type[FeatureLoss]] = {"hog": HogDisruption}
+FEATURES: dict[str, type[FeatureLoss]] = {cls.name: cls for cls in (HogDisruption,)}
 
 
-def compiled_gradient(feature: FeatureLoss):
-    """``(image, base, faces) -> (loss, gradient w.r.t. image scaled to unit mean |g|)``,
-    one TensorFlow graph for any image size and number of faces."""
+@dataclass(frozen=True)
+class CompiledFeature:
+    """A feature loss ready for the attack: ``reference(base, faces)`` once per photo, then
+    ``value_and_grad(image, reference, faces) -> (loss, gradient w.r.t. image scaled to unit
+    mean |g|)`` each step, one TensorFlow graph for any image size and number of faces."""
+
+    reference: Callable[[tf.Tensor, tf.Tensor], list[tf.Tensor]]
+    value_and_grad: tf.types.experimental.GenericFunction
+
+
+def compiled_gradient(feature: FeatureLoss) -> CompiledFeature:
+    """``feature`` with its per-step gradient compiled (see ``CompiledFeature``)."""
+    box = tf.constant([[0.0, 0.0, 1.0, 1.0]])
+    maps = [tf.TensorSpec([None, *fmap.shape[1:]], tf.float32)
+            for fmap in feature.maps(tf.zeros([1, 8, 8, 3]), box)]
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.float32),
-        tf.TensorSpec([None, None, None, 3], tf.float32),
+        maps,
         tf.TensorSpec([None, 4], tf.float32),
     ])
-    def value_and_grad(image, base, faces):
+    def value_and_grad(image, reference, faces):
         with tf.GradientTape() as tape:
             tape.watch(image)
-            loss = feature.loss(image, base, faces)
+            loss = feature.loss(image, reference, faces)
         grad = tape.gradient(loss, image)
         return loss, grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
 
-    return value_and_grad
+    return CompiledFeature(feature.maps, value_and_grad)
