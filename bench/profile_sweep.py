@@ -1,11 +1,14 @@
 """Try one change to a strength profile and score it like the protection benchmark.
 
     .venv/bin/python -m bench.profile_sweep LABEL [key=value ...] [--strength 3] [--small]
+        [--limit N] [--models bench/shared_models.toml]
 
 Each ``key=value`` overrides a ``worker.attack.profiles.Profile`` field (values are JSON, e.g.
 ``delta_scale=0.5``, ``eot_jpeg=[60,95]``). Prints one line: SSIM, PSNR and, per detector, the %
 of faces still found on the protected image / after JPEG q85 / after 0.5x (lower is better), and
-appends it to ``--log``. Used for the "what was tried" table in docs/benchmarks.md.
+appends it to ``--log``. ``--models``: the detector models declared in that file are added as
+evaluators (never optimised against: black-box columns, e.g. SCRFD and YuNet). Used for the
+"what was tried" tables in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -38,13 +41,19 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="use shared/faces/small")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--log", default="bench-out/profile_sweep.txt")
+    parser.add_argument("--models", default=None, metavar="PATH.toml",
+                        help="declared ONNX detectors, added as evaluators")
     args = parser.parse_args()
+    if args.models:
+        os.environ["DFB_CONFIG"] = str(Path(args.models).resolve())
 
+    from worker import models
     from worker.attack.engine import ProtectionEngine
-    from worker.attack.profiles import profile_for
+    from worker.attack.profiles import EVALUATORS, SURROGATES, profile_for
 
     profile = replace(profile_for(args.strength), **overrides(args.changes))
-    engine = ProtectionEngine()
+    engine = (ProtectionEngine(SURROGATES, EVALUATORS + tuple(models.declared_models()))
+              if args.models else ProtectionEngine())
     engine.warm_up()  # as a worker starts: s/MP is a warm worker's
     reports = [(rgb, engine.protect(rgb, profile).report)
                for _, rgb in photos(args.limit, args.small)]
