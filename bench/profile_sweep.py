@@ -19,7 +19,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from bench.protection import pct, photos, summarise
+from bench.protection import declared_as_evaluators, pct, photos, summarise
 
 
 def overrides(pairs: list[str]) -> dict[str, object]:
@@ -47,13 +47,11 @@ def main() -> int:
     if args.models:
         os.environ["DFB_CONFIG"] = str(Path(args.models).resolve())
 
-    from worker import models
     from worker.attack.engine import ProtectionEngine
-    from worker.attack.profiles import EVALUATORS, SURROGATES, profile_for
+    from worker.attack.profiles import profile_for
 
     profile = replace(profile_for(args.strength), **overrides(args.changes))
-    engine = (ProtectionEngine(SURROGATES, EVALUATORS + tuple(models.declared_models()))
-              if args.models else ProtectionEngine())
+    engine = ProtectionEngine(*declared_as_evaluators()) if args.models else ProtectionEngine()
     engine.warm_up()  # as a worker starts: s/MP is a warm worker's
     reports = [(rgb, engine.protect(rgb, profile).report)
                for _, rgb in photos(args.limit, args.small)]

@@ -221,25 +221,28 @@ def section_header(args: argparse.Namespace) -> str:
     return "## Protection (issue 2)"
 
 
+def declared_as_evaluators() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(surrogates, evaluators): the built-in surrogates, and every model the config file in
+    use declares added to the built-in evaluators, whatever its role (black-box columns)."""
+    from worker import models
+    from worker.attack.profiles import EVALUATORS, SURROGATES
+
+    return SURROGATES, EVALUATORS + tuple(models.declared_models())
+
+
 def engine_setups(with_models: bool) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Row label suffix -> (surrogates, evaluators). With declared models: the built-in
     surrogates alone (declared models all evaluators), then with the declared surrogates."""
     from worker import models
-    from worker.attack.profiles import (
-        EVALUATORS,
-        SURROGATES,
-        default_evaluators,
-        default_surrogates,
-    )
+    from worker.attack.profiles import default_evaluators, default_surrogates
 
     if not with_models:
         return {"": (default_surrogates(), default_evaluators())}
-    declared = tuple(models.declared_models())
     extra = models.declared_names("surrogate")
     if not extra:
         raise SystemExit("--models declares no model with role = \"surrogate\"")
     return {
-        ", built-in surrogates": (SURROGATES, EVALUATORS + declared),
+        ", built-in surrogates": declared_as_evaluators(),
         f", + {' + '.join(extra)} as surrogate": (default_surrogates(), default_evaluators()),
     }
 
