@@ -1,14 +1,15 @@
 """Try one change to a strength profile and score it like the protection benchmark.
 
     .venv/bin/python -m bench.profile_sweep LABEL [key=value ...] [--strength 3] [--small]
-        [--limit N] [--models bench/shared_models.toml]
+        [--limit N] [--models bench/shared_models.toml [--as-declared]]
 
 Each ``key=value`` overrides a ``worker.attack.profiles.Profile`` field (values are JSON, e.g.
 ``delta_scale=0.5``, ``eot_jpeg=[60,95]``). Prints one line: SSIM, PSNR and, per detector, the %
 of faces still found on the protected image / after JPEG q85 / after 0.5x (lower is better), and
 appends it to ``--log``. ``--models``: the detector models declared in that file are added as
-evaluators (never optimised against: black-box columns, e.g. SCRFD and YuNet). Used for the
-"what was tried" tables in docs/benchmarks.md.
+evaluators (never optimised against: black-box columns, e.g. SCRFD and YuNet); with
+``--as-declared`` each keeps its declared role (a ``"surrogate"`` is optimised against, as in
+a worker with that config). Used for the "what was tried" tables in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main() -> int:
     parser.add_argument("--log", default="bench-out/profile_sweep.txt")
     parser.add_argument("--models", default=None, metavar="PATH.toml",
                         help="declared ONNX detectors, added as evaluators")
+    parser.add_argument("--as-declared", action="store_true",
+                        help="with --models: keep each model's declared role")
     args = parser.parse_args()
     if args.models:
         os.environ["DFB_CONFIG"] = str(Path(args.models).resolve())
@@ -51,7 +54,10 @@ def main() -> int:
     from worker.attack.profiles import profile_for
 
     profile = replace(profile_for(args.strength), **overrides(args.changes))
-    engine = ProtectionEngine(*declared_as_evaluators()) if args.models else ProtectionEngine()
+    if args.as_declared and not args.models:
+        parser.error("--as-declared needs --models")
+    as_evaluators = args.models and not args.as_declared
+    engine = ProtectionEngine(*declared_as_evaluators()) if as_evaluators else ProtectionEngine()
     engine.warm_up()  # as a worker starts: s/MP is a warm worker's
     reports = [(rgb, engine.protect(rgb, profile).report)
                for _, rgb in photos(args.limit, args.small)]

@@ -181,6 +181,23 @@ def test_faces_take_turns_for_surrogates_with_a_face_limit() -> None:
     assert set(np.concatenate(seen)) == set(faces[:, 0])  # every face within three steps
 
 
+def test_ensemble_gradient_balances_surrogates_by_their_weight() -> None:
+    from worker.attack.engine import _balanced_gradient
+
+    image = tf.zeros([1, 2, 2, 3])
+    faces = np.zeros((1, 4), np.float32)
+
+    def constant(loss: float, value: float):
+        return lambda image, faces: (tf.constant(loss), tf.fill(image.shape, value))
+
+    total = _balanced_gradient(
+        [(constant(1.0, 1.0), 0, 1.0), (constant(2.0, -1.0), 0, 3.0),
+         (constant(0.0, 5.0), 0, 1.0)],  # already hidden: no share of the step
+        image, faces, 0)
+    np.testing.assert_allclose(total.numpy(), -2.0)
+    assert _balanced_gradient([(constant(0.0, 1.0), 0, 2.0)], image, faces, 0) is None
+
+
 def test_working_copy_puts_the_largest_face_at_the_detectors_scale() -> None:
     """A large face is optimised where detectors look at it (the perturbation made there is
     upsampled smoothly); a small face in the same photo keeps enough pixels; nothing grows."""

@@ -62,11 +62,12 @@ def entry(**overrides) -> dict:
 
 def test_config_entry_resolves_relative_paths_and_overrides(model_file: Path) -> None:
     specs = parse_models({"models": [entry(threshold=0.6, mean=127.5, input_size=[480, 320],
-                                           loss_sizes=[480])]}, model_file.parents[1])
+                                           loss_sizes=[480], weight=3)]}, model_file.parents[1])
     spec = specs["det"]
     assert spec.path == model_file.resolve() and spec.family == "scrfd"
     assert spec.threshold == 0.6 and spec.mean == (127.5, 127.5, 127.5)
     assert spec.input_size == (480, 320) and spec.loss_sizes == (480,) and spec.nms is None
+    assert spec.weight == 3.0
 
 
 @pytest.mark.parametrize(
@@ -79,6 +80,9 @@ def test_config_entry_resolves_relative_paths_and_overrides(model_file: Path) ->
         (entry(threshold=1.5), "threshold must be a number between 0 and 1"),
         (entry(std=[1, 0, 1]), "std must not be 0"),
         (entry(colour="rgb"), "unknown key(s) ['colour']"),
+        (entry(weight=0), "weight must be a number in (0, 10]"),
+        (entry(weight="3"), "weight must be a number in (0, 10]"),
+        (entry(weight=11), "weight must be a number in (0, 10]"),
         ({"name": "det", "family": "scrfd", "role": "evaluator"}, "'path' is required"),
     ],
 )

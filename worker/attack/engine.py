@@ -189,8 +189,8 @@ class ProtectionEngine:
         low_limit = low_limit[..., : profile.channels]
         delta = tf.zeros([1, *low, profile.channels])
         velocity = tf.zeros_like(delta)
-        active = [(self._gradients[name], self.surrogates[name].faces_per_step)
-                  for name in self._surrogate_names(profile)]
+        active = [(self._gradients[name], self.surrogates[name].faces_per_step,
+                   self.surrogates[name].weight) for name in self._surrogate_names(profile)]
         faces = tf.constant(hints, tf.float32)
         references = {name: self._features[name].reference(base, faces)  # once per photo
                       for name in (profile.features if len(hints) else ())}
@@ -287,15 +287,16 @@ def faces_for_step(faces: np.ndarray, limit: int, step: int) -> np.ndarray:
 
 
 def _balanced_gradient(
-    active: list[tuple[GradientFn, int]], image: tf.Tensor, faces: np.ndarray, step: int
+    active: list[tuple[GradientFn, int, float]], image: tf.Tensor, faces: np.ndarray, step: int
 ) -> tf.Tensor | None:
-    """Sum of each surrogate's normalised loss gradient w.r.t. ``image``, so no detector
-    dominates the ensemble; None when every loss is already 0."""
+    """Sum of each surrogate's normalised loss gradient w.r.t. ``image`` times its weight, so
+    no detector dominates the ensemble unless weighted to; None when every loss is already 0."""
     total = None
-    for gradient, limit in active:
+    for gradient, limit, weight in active:
         loss, grad = gradient(image, faces_for_step(faces, limit, step))
         if float(loss) <= 0.0:
             continue
+        grad = grad if weight == 1.0 else weight * grad
         total = grad if total is None else total + grad
     return total
 

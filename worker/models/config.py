@@ -48,6 +48,7 @@ class ModelSpec:
     channels: str | None = None                   # rgb | bgr: channel order the model expects
     pad_to: int | None = None                     # own-size input padded to a multiple of this
     loss_sizes: tuple[int, ...] | None = None     # input sides the surrogate's loss runs at
+    weight: float | None = None                   # surrogate's share of each step (1: equal)
 
 
 def config_path() -> Path:
@@ -97,7 +98,7 @@ def parse_models(section: Any, base: Path, reserved: tuple[str, ...] = ()) -> di
 
 
 _KEYS = {"name", "path", "family", "role", "threshold", "nms", "input_size", "resize",
-         "letterbox", "mean", "std", "channels", "pad_to", "loss_sizes"}
+         "letterbox", "mean", "std", "channels", "pad_to", "loss_sizes", "weight"}
 
 
 def _parse_entry(entry: dict[str, Any], base: Path) -> ModelSpec:
@@ -127,6 +128,10 @@ def _parse_entry(entry: dict[str, Any], base: Path) -> ModelSpec:
     pad_to = entry.get("pad_to")
     if pad_to is not None and not (_ints([pad_to]) and pad_to >= 1):
         raise ValueError("pad_to must be an integer >= 1")
+    weight = entry.get("weight")
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float)
+                               or not 0 < weight <= 10):
+        raise ValueError(f"weight must be a number in (0, 10]; got {weight!r}")
     return ModelSpec(
         name=entry["name"], path=path.resolve(), family=entry["family"], role=entry["role"],
         threshold=_fraction(entry, "threshold"), nms=_fraction(entry, "nms"),
@@ -135,6 +140,7 @@ def _parse_entry(entry: dict[str, Any], base: Path) -> ModelSpec:
         letterbox=_choice(entry, "letterbox", LETTERBOX_MODES),
         mean=mean, std=std, channels=_choice(entry, "channels", CHANNEL_ORDERS),
         pad_to=pad_to, loss_sizes=tuple(sizes) if sizes is not None else None,
+        weight=float(weight) if weight is not None else None,
     )
 
 

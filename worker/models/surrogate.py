@@ -32,10 +32,11 @@ _ALIGN = 32
 class OnnxSurrogate(Surrogate):
     """Differentiable face-score logits of every anchor of a declared ONNX model."""
 
-    def __init__(self, model: OnnxModel, margin: float = 2.0) -> None:
+    def __init__(self, model: OnnxModel, margin: float = 2.0, weight: float = 1.0) -> None:
         self.model = model
         self.name = model.name  # type: ignore[misc]  # per instance: the config's name
         self.margin = float(margin)
+        self.weight = float(weight)
         self.graph = OnnxGraph(model.path, raw_scores=model.family.score_outputs())
         self.threshold_logit = math.log(model.threshold / (1.0 - model.threshold))
         self._forward: dict[tuple[int, ...], Callable[[tf.Tensor], tf.Tensor]] = {}

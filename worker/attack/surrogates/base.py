@@ -24,6 +24,9 @@ class Surrogate(ABC):
     #: Faces ``loss`` looks at per step when the photo has more (they take turns across steps);
     #: 0: all. For surrogates whose cost and memory grow with the number of faces.
     faces_per_step: ClassVar[int] = 0
+    #: Share of each step: every surrogate's gradient is scaled to the same mean before the
+    #: ensemble sums them, then multiplied by this (an operator's ``weight`` in config.toml).
+    weight: float = 1.0
 
     @abstractmethod
     def loss(self, images: tf.Tensor, faces: np.ndarray | None = None) -> tf.Tensor:
