@@ -47,6 +47,8 @@ def main() -> int:
     parser.add_argument("--as-declared", action="store_true",
                         help="with --models: keep each model's declared role")
     args = parser.parse_args()
+    if args.as_declared and not args.models:
+        parser.error("--as-declared needs --models")
     if args.models:
         os.environ["DFB_CONFIG"] = str(Path(args.models).resolve())
 
@@ -54,8 +56,6 @@ def main() -> int:
     from worker.attack.profiles import profile_for
 
     profile = replace(profile_for(args.strength), **overrides(args.changes))
-    if args.as_declared and not args.models:
-        parser.error("--as-declared needs --models")
     as_evaluators = args.models and not args.as_declared
     engine = ProtectionEngine(*declared_as_evaluators()) if as_evaluators else ProtectionEngine()
     engine.warm_up()  # as a worker starts: s/MP is a warm worker's

@@ -296,8 +296,7 @@ def _balanced_gradient(
         loss, grad = gradient(image, faces_for_step(faces, limit, step))
         if float(loss) <= 0.0:
             continue
-        grad = grad if weight == 1.0 else weight * grad
-        total = grad if total is None else total + grad
+        total = weight * grad if total is None else total + weight * grad
     return total
 
 

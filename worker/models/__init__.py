@@ -46,4 +46,4 @@ def declared_surrogate(name: str) -> OnnxSurrogate | None:
     from worker.models.model import OnnxModel
     from worker.models.surrogate import OnnxSurrogate
 
-    return OnnxSurrogate(OnnxModel.load(spec), weight=spec.weight or 1.0)
+    return OnnxSurrogate(OnnxModel.load(spec), weight=spec.weight)

@@ -48,7 +48,7 @@ class ModelSpec:
     channels: str | None = None                   # rgb | bgr: channel order the model expects
     pad_to: int | None = None                     # own-size input padded to a multiple of this
     loss_sizes: tuple[int, ...] | None = None     # input sides the surrogate's loss runs at
-    weight: float | None = None                   # surrogate's share of each step (1: equal)
+    weight: float = 1.0                           # surrogate's share of each step (1: equal)
 
 
 def config_path() -> Path:
@@ -140,7 +140,7 @@ def _parse_entry(entry: dict[str, Any], base: Path) -> ModelSpec:
         letterbox=_choice(entry, "letterbox", LETTERBOX_MODES),
         mean=mean, std=std, channels=_choice(entry, "channels", CHANNEL_ORDERS),
         pad_to=pad_to, loss_sizes=tuple(sizes) if sizes is not None else None,
-        weight=float(weight) if weight is not None else None,
+        weight=float(weight) if weight is not None else 1.0,
     )
 
 
