@@ -57,6 +57,9 @@ class Profile:
 #: optimised against, one run each) 36 -> 26 %, the rest within noise; SSIM 0.926 -> 0.923.
 #: At eps 16 one clean step in four instead of two is worth +0.004 SSIM at about equal
 #: efficacy (same doc, "one clean step in four").
+#: At strength 4 the same change (eps 21) won a face or two on the cascades and lost as many
+#: on BlazeFace short-range (two runs each on the 40 photos): not adopted (same doc, "all five
+#: strengths").
 STRENGTHS: dict[int, Profile] = {
     1: Profile(level=1, eps=7.5, steps=30, step_size=1.25),
     2: Profile(level=2, eps=10.0, steps=40, step_size=1.25),
