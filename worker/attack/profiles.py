@@ -61,8 +61,8 @@ class Profile:
 #: on BlazeFace short-range (two runs each on the 40 photos): not adopted (same doc, "all five
 #: strengths").
 #: Strength 5 took the change with eps 30 -> 32 and step 3.1 -> 3.3: on the 40 photos after
-#: JPEG q85 (two runs each, same day for one pair) LBP 14-15 -> 8-9 %, Haar 19-22 -> 14-16 %,
-#: dlib MMOD 14 -> 9 %, in the same-day pair every other detector equal or lower; SSIM
+#: JPEG q85 (two runs each, one pair side by side) LBP 14-15 -> 8-9 %, Haar 19-22 -> 14-16 %,
+#: dlib MMOD 14 -> 9 %, in the side-by-side pair every other detector equal or lower; SSIM
 #: 0.808 -> 0.804-0.805 (same doc, "one clean step in four at strength 5").
 STRENGTHS: dict[int, Profile] = {
     1: Profile(level=1, eps=7.5, steps=30, step_size=1.25),
