@@ -198,6 +198,15 @@ def test_ensemble_gradient_balances_surrogates_by_their_weight() -> None:
     assert _balanced_gradient([(constant(0.0, 1.0), 0, 2.0)], image, faces, 0) is None
 
 
+def test_soft_steps_move_weak_gradients_less_than_sign_steps() -> None:
+    from worker.attack.engine import _direction
+
+    velocity = tf.constant([4.0, -2.0, 0.5, -0.1, 0.0, 1.4])  # mean |v| 1.333
+    np.testing.assert_array_equal(_direction(velocity, 0.0).numpy(), [1, -1, 1, -1, 0, 1])
+    soft = _direction(velocity, 1.5).numpy()  # a full step from 2.0 on
+    np.testing.assert_allclose(soft, [1.0, -1.0, 0.25, -0.05, 0.0, 0.7], atol=1e-5)
+
+
 def test_working_copy_puts_the_largest_face_at_the_detectors_scale() -> None:
     """A large face is optimised where detectors look at it (the perturbation made there is
     upsampled smoothly); a small face in the same photo keeps enough pixels; nothing grows."""

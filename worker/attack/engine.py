@@ -224,7 +224,8 @@ class ProtectionEngine:
                 grad = gaussian_blur(grad, tf.constant(profile.grad_blur), radius)
             grad = grad / (tf.reduce_mean(tf.abs(grad)) + 1e-12)
             velocity = profile.momentum * velocity + grad
-            delta = delta - profile.step_size * (low_limit / profile.eps) * tf.sign(velocity)
+            delta = delta - profile.step_size * (low_limit / profile.eps) * _direction(
+                velocity, profile.soft_step)
             delta = tf.clip_by_value(delta, -low_limit, low_limit)
         return self._upsample(delta, limit)[0].numpy()
 
@@ -276,6 +277,17 @@ def _gradient_fn(
     compiled = tf.function(value_and_grad, input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([None, 4], tf.float32)])
     return lambda image, faces: compiled(image, tf.constant(faces, tf.float32)), compiled
+
+
+def _direction(velocity: tf.Tensor, soft_step: float) -> tf.Tensor:
+    """Per-pixel step direction in -1..1: the sign of ``velocity`` (I-FGSM), or with
+    ``soft_step`` > 0 its value over ``soft_step`` times its mean magnitude, clipped: pixels
+    with weak or inconsistent gradients move less, so the perturbation does not fill the
+    budget where it buys nothing."""
+    if soft_step <= 0:
+        return tf.sign(velocity)
+    scale = soft_step * tf.reduce_mean(tf.abs(velocity)) + 1e-12
+    return tf.clip_by_value(velocity / scale, -1.0, 1.0)
 
 
 def faces_for_step(faces: np.ndarray, limit: int, step: int) -> np.ndarray:
