@@ -80,11 +80,20 @@ class Profile:
 #: 40, step 4.1 against eps 32, step 3.3 (earlier the same day): SCRFD 27 -> 18 %, dlib MMOD
 #: 9 -> 2 %, res10 10 -> 3 %, LBP 9 -> 4 %, BlazeFace short-range 12 -> 7 %, dlib HOG 3 -> 0 %,
 #: Haar 16 -> 16 %, none worse; SSIM 0.805 -> 0.826 (higher), PSNR 26.1 -> 25.5 dB.
-#: Strengths 1 and 2 keep sign steps (not measured with soft ones).
+#: Strength 1 keeps sign steps (not measured with soft ones).
+#: Later on 2026-12-02 (two runs side by side, a slow day; one run each): strength 3 takes
+#: softer steps (``soft_step`` 5) at eps 29, step 3.6, against soft 3 at eps 25 earlier that
+#: day: after JPEG q85 dlib HOG 32 -> 22 %, LBP 16 -> 9 %, dlib MMOD 25 -> 12 %, SCRFD 59 ->
+#: 48 %, res10 10 -> 5 %, Haar alt2 13 -> 8 %, Haar 19 -> 18 %, BlazeFace 36 -> 38 % and 8 ->
+#: 10 % (short / full range); SSIM 0.917 -> 0.921 (worst photo 0.819 -> 0.840), PSNR 29.7 ->
+#: 29.3 dB. Strength 2 takes soft steps (3) at eps 12.5, step 1.6, against sign steps at eps
+#: 10 (2026-12-01): SSIM 0.959 -> 0.966, PSNR 35.7 -> 35.6 dB, dlib HOG 74 -> 67 %, Haar 61
+#: -> 57 %, LBP 55 -> 49 %, SCRFD 84 -> 79 %, YuNet 43 -> 40 %, dlib MMOD 77 -> 72 %, but
+#: BlazeFace full-range 23 -> 29 % and short-range 57 -> 60 % (same doc, "softer steps").
 STRENGTHS: dict[int, Profile] = {
     1: Profile(level=1, eps=7.5, steps=30, step_size=1.25),
-    2: Profile(level=2, eps=10.0, steps=40, step_size=1.25),
-    3: Profile(level=3, eps=25.0, steps=40, step_size=3.1, clean_every=4, soft_step=3.0),
+    2: Profile(level=2, eps=12.5, steps=40, step_size=1.6, soft_step=3.0),
+    3: Profile(level=3, eps=29.0, steps=40, step_size=3.6, clean_every=4, soft_step=5.0),
     4: Profile(level=4, eps=30.0, steps=50, step_size=3.75, clean_every=4, soft_step=3.0),
     5: Profile(level=5, eps=40.0, steps=60, step_size=4.1, clean_every=4, features=("hog",),
                feature_weight=1.5, soft_step=3.0),
