@@ -2,9 +2,9 @@
 ensemble, robust to JPEG and downscaling, inside a perceptual budget; then verify it.
 
 Pipeline per photo: detect faces on the original with every detector (reference runs) →
-working copy at the detectors' own resolution → momentum sign-gradient steps on the vanishing
-losses of all surrogates (and the profile's feature losses, ``worker.attack.features``), each
-step through a random JPEG / downscale / blur / shift (EOT) →
+working copy at the detectors' own resolution → momentum gradient steps (sign or soft, per
+profile) on the vanishing losses of all surrogates (and the profile's feature losses,
+``worker.attack.features``), each step through a random JPEG / downscale / blur / shift (EOT) →
 the perturbation is upsampled to full resolution, clipped to the per-pixel budget and added
 → verification report (faces per detector before/after, after JPEG q85 and 0.5x; PSNR, SSIM).
 """

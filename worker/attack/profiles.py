@@ -66,10 +66,11 @@ class Profile:
 #: (two runs each, one pair side by side) LBP 14-15 -> 8-9 %, Haar 19-22 -> 14-16 %, dlib MMOD
 #: 14 -> 9 %, in the side-by-side pair every other detector equal or lower; SSIM 0.808 ->
 #: 0.804-0.805 (same doc, "one clean step in four at strength 5").
-#: Since 2026-12-02 strengths 3, 4 and 5 take soft steps (``soft_step`` 3: a pixel moves in
-#: proportion to its momentum, a full step at 3x the mean) instead of sign steps: the
-#: perturbation no longer fills the budget where gradients are weak, so a larger budget costs
-#: about the same SSIM (same doc, "soft steps"). On the 40 photos after JPEG q85:
+#: Since 2026-12-02 strengths 2 to 5 take soft steps (``soft_step`` 3, at strength 3 now 5: a
+#: pixel moves in proportion to its momentum, a full step at that many times the mean)
+#: instead of sign steps: the perturbation no longer fills the budget where gradients are
+#: weak, so a larger budget costs about the same SSIM (same doc, "soft steps"). On the 40
+#: photos after JPEG q85:
 #: strength 3 at eps 25, step 3.1 against sign steps at eps 16, step 2 (side by side, one run
 #: each): dlib HOG 54 -> 32 %, Haar 41 -> 19 %, LBP 32 -> 16 %, dlib MMOD 49 -> 25 %, MTCNN
 #: 27 -> 7 %, SCRFD (never optimised against) 73 -> 59 %, YuNet 27 -> 12 %, none worse; SSIM
