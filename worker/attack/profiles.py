@@ -60,7 +60,8 @@ class Profile:
 #:   optimised against) 73 -> 36 %, SSIM 0.923 -> 0.926, PSNR 31.8 -> 28.5 dB. Strength 5's
 #:   soft 10 at eps 52 was measured on the first 20 photos only.
 #: - One untransformed step in four at strengths 3 to 5 (random JPEG, downscale, blur and
-#:   shift on the others): better efficacy at equal SSIM ("one clean step in four").
+#:   shift on the others): better efficacy, or higher SSIM at equal efficacy ("one clean
+#:   step in four", "one clean step in four at strength 5").
 #: - Strength 5 adds the HOG feature loss: dlib HOG 18 -> 3 % after JPEG q85 ("a
 #:   feature-level loss"); at strengths 3 and 4 it did not pay.
 STRENGTHS: dict[int, Profile] = {
