@@ -77,7 +77,7 @@ def _report(evaluators: dict, surrogates: dict, faces: int = 1) -> dict:
     rows = {n: _row("evaluator", *c) for n, c in evaluators.items()}
     rows |= {n: _row("surrogate", *c) for n, c in surrogates.items()}
     return {"faces": faces, "ssim": 0.9712, "psnr": 38.1, "seconds": 12.4, "strength": 3,
-            "detectors": rows}
+            "face_ssim": 0.8412 if faces else None, "detectors": rows}
 
 
 def test_caption_when_every_detector_lost_the_face() -> None:
@@ -87,7 +87,7 @@ def test_caption_when_every_detector_lost_the_face() -> None:
     assert caption.splitlines() == [
         "Faces hidden from 4/4 independent detectors, also after JPEG re-save and downscale.",
         "Faces hidden from 2/2 targeted detectors, also after JPEG re-save and downscale.",
-        "SSIM 0.97 · strength 3 · 12 s",
+        "SSIM 0.97 (on the face 0.84) · strength 3 · 12 s",
     ]
 
 
@@ -106,9 +106,11 @@ def test_caption_says_honestly_which_detectors_still_find_the_face() -> None:
 
 def test_caption_without_a_face_and_in_korean() -> None:
     report = _report({"haar": (0,)}, {"res10_ssd": (0,)}, faces=0)
-    assert report_caption("en", report, strength=3).startswith("No face found on the original")
+    caption = report_caption("en", report, strength=3)
+    assert caption.startswith("No face found on the original")
+    assert "SSIM 0.97 · strength 3" in caption  # no face boxes: no face SSIM
     korean = report_caption("ko", _report({"haar": (1,)}, {}), strength=4)
-    assert "독립 검출기 1개 중 1개" in korean and "강도 4" in korean
+    assert "독립 검출기 1개 중 1개" in korean and "SSIM 0.97 (얼굴 0.84) · 강도 4" in korean
 
 
 def test_status_texts() -> None:

@@ -14,7 +14,9 @@ import tensorflow as tf
 
 from tests.conftest import ASTRONAUT_FACE
 from worker.attack.profiles import STRENGTHS, TEST_PROFILE, profile_for
+from worker.attack.verify import quality
 from worker.detectors import load
+from worker.detectors.base import Face
 
 
 def _inside(box, region, slack=20) -> bool:
@@ -61,6 +63,8 @@ def test_protection_hides_the_face_from_the_white_box_detectors(fast_engine, ast
         assert row["protected"] == 0, report
     assert report["detectors"]["haar"]["role"] == "evaluator"
     assert report["faces"] >= 1 and 0 < report["ssim"] < 1 and report["psnr"] > 20
+    # only the faces change, so the numbers over the face boxes are the lower, honest ones
+    assert report["face_ssim"] < report["ssim"] and report["face_psnr"] < report["psnr"]
     json.dumps(report)  # the report is plain JSON
 
 
@@ -128,6 +132,21 @@ def test_tiny_and_extreme_images(fast_engine, shape):
     rgb = np.full(shape, 128, np.uint8)
     result = fast_engine.protect(rgb, TEST_PROFILE)
     assert result.image.shape == shape and result.report["faces"] == 0
+
+
+def test_quality_over_the_face_boxes_counts_only_their_pixels() -> None:
+    rng = np.random.default_rng(0)
+    original = rng.integers(0, 256, (120, 200, 3)).astype(np.uint8)
+    changed = original.copy()
+    changed[20:60, 30:70] = 255 - changed[20:60, 30:70]  # a 40 x 40 box, inverted
+    box, cut = Face(30, 20, 70, 60), Face(-10, 20, 70, 60)  # ``cut`` sticks out: clipped
+    (psnr, ssim), (face_psnr, face_ssim) = quality(original, changed, [box])
+    assert face_ssim < 0 < ssim and face_psnr < psnr
+    cut_psnr, cut_ssim = quality(original, changed, [cut])[1]  # 70 x 40, 30 columns unchanged
+    assert cut_psnr == pytest.approx(face_psnr + 10 * math.log10(70 / 40))
+    assert face_ssim < cut_ssim < 1
+    assert quality(original, changed, []) == ((psnr, ssim), None)
+    assert quality(original, original, [box]) == ((99.0, 1.0), (99.0, 1.0))
 
 
 def test_strength_profiles_grow_monotonically():

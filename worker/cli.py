@@ -98,11 +98,18 @@ def protect_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _on_faces(report: dict) -> str:
+    if report.get("face_ssim") is None:
+        return ""
+    return f" (on the faces: SSIM {report['face_ssim']:.3f}, PSNR {report['face_psnr']:.1f} dB)"
+
+
 def describe(report: dict) -> str:
     """A few human lines about a report."""
     lines = [
         f"strength {report['strength']}: {report['faces']} face(s) on the original; "
-        f"SSIM {report['ssim']:.3f}, PSNR {report['psnr']:.1f} dB, {report['seconds']:.1f} s",
+        f"SSIM {report['ssim']:.3f}, PSNR {report['psnr']:.1f} dB{_on_faces(report)}, "
+        f"{report['seconds']:.1f} s",
         f"{'detector':16} {'role':10} original protected jpeg85 half",
     ]
     for name, row in report["detectors"].items():

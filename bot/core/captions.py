@@ -74,17 +74,25 @@ def report_caption(
         lines += [line for role in ROLES if (line := role_line(lang, rows, role))]
         if names := still_found(report):
             lines.append(text(lang, "cap_still_found", names=", ".join(names)))
-    ssim = report.get("ssim")
     lines.append(
-        text(
-            lang, "cap_quality", ssim="–" if ssim is None else f"{float(ssim):.2f}",
-            strength=strength, seconds=_seconds(report.get("seconds")),
-        )
+        text(lang, "cap_quality", ssim=_ssim(lang, report), strength=strength,
+             seconds=_seconds(report.get("seconds")))
     )
     if (look := report.get("filter")) and look != NATURAL:
         lines.append(text(lang, "cap_filter", name=filter_label(look, lang)))
     lines += [message for note in notes if (message := note_text(lang, note))]
     return "\n".join(lines)
+
+
+def _ssim(lang: str, report: dict[str, Any]) -> str:
+    """Whole-photo SSIM, and SSIM on the face boxes when the report has it (the attack changes
+    only the faces, so the whole-photo number alone flatters what a person sees)."""
+    ssim, face = report.get("ssim"), report.get("face_ssim")
+    if ssim is None:
+        return "–"
+    if face is None:
+        return f"{float(ssim):.2f}"
+    return text(lang, "cap_ssim_face", ssim=f"{float(ssim):.2f}", face=f"{float(face):.2f}")
 
 
 def _seconds(value: Any) -> str:

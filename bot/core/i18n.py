@@ -145,6 +145,7 @@ EN: dict[str, str] = {
     "group_surrogate": "targeted detectors",
     "cap_still_found": "⚠ Still found by: {names}. Try a stronger level.",
     "cap_quality": "SSIM {ssim} · strength {strength} · {seconds} s",
+    "cap_ssim_face": "{ssim} (on the face {face})",
     "cap_filter": "🎨 Filter: {name} (applied before the protection)",
     # Discord (issue 6).
     "discord_help": (
@@ -338,6 +339,7 @@ KO: dict[str, str] = {
     "group_surrogate": "대상 검출기",
     "cap_still_found": "⚠ 아직 얼굴을 찾는 검출기: {names}. 더 강한 단계를 시도해 보세요.",
     "cap_quality": "SSIM {ssim} · 강도 {strength} · {seconds}초",
+    "cap_ssim_face": "{ssim} (얼굴 {face})",
     "cap_filter": "🎨 필터: {name} (보호 전에 적용)",
     # 디스코드 (issue 6).
     "discord_help": (

@@ -55,10 +55,10 @@ class Profile:
 #:   that many times the mean |momentum|, so the perturbation no longer fills the budget where
 #:   gradients are weak and a larger budget costs about the same SSIM. Each level took the
 #:   softest setting measured that won on both sides ("soft steps", "softer steps", "still
-#:   softer steps"). On the 40 photos after JPEG q85, strength 3 went from sign steps at eps
-#:   16 to soft 10 at eps 38: dlib HOG 54 -> 14 %, Haar 41 -> 12 %, LBP 32 -> 7 %, SCRFD (never
-#:   optimised against) 73 -> 36 %, SSIM 0.923 -> 0.926, PSNR 31.8 -> 28.5 dB. Strength 5's
-#:   soft 10 at eps 52 was measured on the first 20 photos only.
+#:   softer steps", "soft 30"). On the 40 photos after JPEG q85, strength 3 went from sign
+#:   steps at eps 16 to soft 30 at eps 60: dlib HOG 54 -> 11 %, Haar 41 -> 11 %, LBP 32 -> 1 %,
+#:   SCRFD (never optimised against) 73 -> 30 %, SSIM 0.923 -> 0.944, PSNR 31.8 -> 28.4 dB.
+#:   Strengths 4 and 5 at soft 30 were measured on the first 20 photos only.
 #: - One untransformed step in four at strengths 3 to 5 (random JPEG, downscale, blur and
 #:   shift on the others): better efficacy, or higher SSIM at equal efficacy ("one clean
 #:   step in four", "one clean step in four at strength 5").
@@ -67,10 +67,10 @@ class Profile:
 STRENGTHS: dict[int, Profile] = {
     1: Profile(level=1, eps=9.5, steps=30, step_size=1.6, soft_step=3.0),
     2: Profile(level=2, eps=12.5, steps=40, step_size=1.6, soft_step=3.0),
-    3: Profile(level=3, eps=38.0, steps=40, step_size=4.7, clean_every=4, soft_step=10.0),
-    4: Profile(level=4, eps=44.0, steps=50, step_size=5.4, clean_every=4, soft_step=10.0),
-    5: Profile(level=5, eps=52.0, steps=60, step_size=6.4, clean_every=4, features=("hog",),
-               feature_weight=1.5, soft_step=10.0),
+    3: Profile(level=3, eps=60.0, steps=40, step_size=7.5, clean_every=4, soft_step=30.0),
+    4: Profile(level=4, eps=68.0, steps=50, step_size=8.5, clean_every=4, soft_step=30.0),
+    5: Profile(level=5, eps=76.0, steps=60, step_size=9.5, clean_every=4, features=("hog",),
+               feature_weight=1.5, soft_step=30.0),
 }
 DEFAULT_STRENGTH = 3
 
