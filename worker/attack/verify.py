@@ -47,8 +47,9 @@ def quality(
     original: np.ndarray, protected: np.ndarray, faces: list[Face]
 ) -> tuple[tuple[float, float], tuple[float, float] | None]:
     """(PSNR dB, SSIM) over the whole image, and over the ``faces`` boxes only (None without
-    faces). Faces are a small part of most photos and the only part the attack changes, so the
-    whole-image numbers flatter what a person sees on the face. One SSIM map serves both."""
+    faces). Faces are a small part of most photos and, with a margin, the only part the attack
+    changes, so the whole-image numbers flatter what a person sees on the face. One SSIM map
+    serves both."""
     if np.array_equal(original, protected):
         return (99.0, 1.0), ((99.0, 1.0) if faces else None)
     psnr = peak_signal_noise_ratio(original, protected, data_range=255)
