@@ -68,6 +68,17 @@ def test_protection_hides_the_face_from_the_white_box_detectors(fast_engine, ast
     json.dumps(report)  # the report is plain JSON
 
 
+def test_a_grey_perturbation_changes_r_g_and_b_alike(fast_engine, astronaut):
+    profile = replace(TEST_PROFILE, channels=1, steps=2)  # the 512 px sample works at 256 px
+    _, faces = fast_engine.find_faces(astronaut)
+    out = fast_engine.perturb(astronaut, faces, profile)
+    assert out.shape == astronaut.shape
+    change = out.astype(int) - astronaut.astype(int)
+    inside = ((out > 0) & (out < 255)).all(axis=2)  # not clipped at black or white
+    assert np.abs(change).max() > 0
+    assert (change[inside] == change[inside][:, :1]).all()
+
+
 def test_protection_is_deterministic(fast_engine, astronaut):
     crop = astronaut[:256, 96:352]
     a = fast_engine.protect(crop, TEST_PROFILE, seed=1).image

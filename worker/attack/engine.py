@@ -159,6 +159,7 @@ class ProtectionEngine:
         full_budget = budget_map(rgb, faces, profile)
         if scale < 1:
             delta = cv2.resize(delta, (width, height), interpolation=cv2.INTER_CUBIC)
+            delta = delta.reshape(height, width, -1)  # OpenCV drops a grey one's channel axis
         delta = np.clip(delta, -full_budget, full_budget)
         return np.clip(np.rint(rgb.astype(np.float32) + delta), 0, 255).astype(np.uint8)
 
