@@ -79,6 +79,22 @@ def test_a_grey_perturbation_changes_r_g_and_b_alike(fast_engine, astronaut):
     assert (change[inside] == change[inside][:, :1]).all()
 
 
+def test_a_chroma_limit_bounds_the_colour_of_the_change(fast_engine, astronaut):
+    crop = astronaut[:256, 96:352]
+    _, faces = fast_engine.find_faces(crop)
+    free = fast_engine.perturb(crop, faces, replace(TEST_PROFILE, steps=8)).astype(int) - crop
+    profile = replace(TEST_PROFILE, steps=8, chroma=0.2)
+    change = fast_engine.perturb(crop, faces, profile).astype(int) - crop
+    inside = ((crop > 40) & (crop < 215)).all(axis=2)  # nowhere near clipping at 0 or 255
+
+    def spread(c: np.ndarray) -> np.ndarray:  # how far apart R, G and B moved
+        return c.max(axis=2)[inside] - c.min(axis=2)[inside]
+
+    assert np.abs(change).max() > 0.5 * TEST_PROFILE.eps
+    assert spread(change).max() <= 2 * 0.2 * TEST_PROFILE.eps + 1
+    assert spread(free).max() > 2 * 0.2 * TEST_PROFILE.eps + 1
+
+
 def test_protection_is_deterministic(fast_engine, astronaut):
     crop = astronaut[:256, 96:352]
     a = fast_engine.protect(crop, TEST_PROFILE, seed=1).image

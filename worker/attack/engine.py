@@ -227,7 +227,7 @@ class ProtectionEngine:
             velocity = profile.momentum * velocity + grad
             delta = delta - profile.step_size * (low_limit / profile.eps) * _direction(
                 velocity, profile.soft_step)
-            delta = tf.clip_by_value(delta, -low_limit, low_limit)
+            delta = _within_budget(delta, low_limit, profile.chroma)
         return self._upsample(delta, limit)[0].numpy()
 
     @staticmethod
@@ -278,6 +278,15 @@ def _gradient_fn(
     compiled = tf.function(value_and_grad, input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([None, 4], tf.float32)])
     return lambda image, faces: compiled(image, tf.constant(faces, tf.float32)), compiled
+
+
+def _within_budget(delta: tf.Tensor, limit: tf.Tensor, chroma: float) -> tf.Tensor:
+    """``delta`` clipped to ``limit`` and, with ``chroma`` < 1, its colour (each channel's
+    departure from the pixel's mean change) to ``chroma`` times ``limit``."""
+    if chroma < 1 and delta.shape[-1] > 1:
+        grey = tf.reduce_mean(delta, axis=-1, keepdims=True)
+        delta = grey + tf.clip_by_value(delta - grey, -chroma * limit, chroma * limit)
+    return tf.clip_by_value(delta, -limit, limit)
 
 
 def _direction(velocity: tf.Tensor, soft_step: float) -> tf.Tensor:

@@ -39,6 +39,8 @@ class Profile:
     surrogates: tuple[str, ...] = ()  # empty: every surrogate the engine loaded
     delta_scale: float = 1.0       # resolution of the perturbation relative to the working copy
     channels: int = 3              # 1: one grey perturbation for R, G and B (no colour blotches)
+    chroma: float = 1.0            # < 1: each channel's departure from the pixel's grey change
+    #                                is kept within this fraction of the budget (less colour)
     grad_blur: float = 0.0         # Gaussian sigma (px) smoothing each step's gradient (TI-FGSM)
     features: tuple[str, ...] = ()  # feature-disruption losses added (worker.attack.features)
     feature_weight: float = 1.0    # each one's weight against one surrogate's
