@@ -66,7 +66,8 @@ def main() -> int:
         f"{n}:{pct(s['kept'][n], 'protected')}/{pct(s['kept'][n], 'jpeg85')}/"
         f"{pct(s['kept'][n], 'half')}" for n in s["roles"])
     line = (f"{args.label} | ssim {s['ssim']:.3f} ({s['ssim_min']:.3f}) face ssim "
-            f"{s['face_ssim']:.3f} ({s['face_ssim_min']:.3f}) psnr {s['psnr']:.1f} | "
+            f"{s['face_ssim']:.3f} ({s['face_ssim_min']:.3f}) face dE {s['face_delta_e']:.1f} "
+            f"({s['face_delta_e_max']:.1f}) psnr {s['psnr']:.1f} | "
             f"{s['s_per_mp']:.1f} s/MP | {cells}")
     print(line)
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,7 @@ def summarise(reports: list[tuple[np.ndarray, dict]]) -> dict:
                 kept[name][v] += row["kept"][v]
     megapixels = sum(img.shape[0] * img.shape[1] for img, _ in reports) / 1e6
     on_faces = [r["face_ssim"] for _, r in reports if r.get("face_ssim") is not None]
+    colour = [r["face_delta_e"] for _, r in reports if r.get("face_delta_e") is not None]
     return {
         "roles": roles,
         "kept": kept,
@@ -102,6 +103,9 @@ def summarise(reports: list[tuple[np.ndarray, dict]]) -> dict:
         # SSIM over the face boxes only, photos with faces: what a person looks at
         "face_ssim": float(np.mean(on_faces)) if on_faces else float("nan"),
         "face_ssim_min": float(np.min(on_faces)) if on_faces else float("nan"),
+        # mean CIEDE2000 colour difference over the face boxes, and the worst photo's
+        "face_delta_e": float(np.mean(colour)) if colour else float("nan"),
+        "face_delta_e_max": float(np.max(colour)) if colour else float("nan"),
         "s_per_mp": sum(r["seconds"] for _, r in reports) / megapixels,
         "faces": sum(r["faces"] for _, r in reports),
     }
@@ -127,11 +131,12 @@ def render(rows: list[tuple[str, dict]], args: argparse.Namespace, n_photos: int
         "protected image / after JPEG q85 / after 0.5x downscale. Lower is better. "
         "Surrogates are optimised against (white-box); evaluators never are (black-box). "
         "Face SSIM: SSIM over the face boxes found on the original only (the attack changes "
-        "nothing else), mean over the photos with faces.",
+        "nothing else), mean over the photos with faces. Face ΔE: mean CIEDE2000 colour "
+        "difference over the same boxes (about 1 is just noticeable side by side).",
         "",
-        "| profile | SSIM (min) | face SSIM (min) | PSNR dB | s/MP | "
+        "| profile | SSIM (min) | face SSIM (min) | face ΔE (max) | PSNR dB | s/MP | "
         + " | ".join(f"{n} ({first['roles'][n][0]})" for n in names) + " |",
-        "|---|---|---|---|---|" + "---|" * len(names),
+        "|---|---|---|---|---|---|" + "---|" * len(names),
     ]
     for label, s in rows:
         cells = [
@@ -141,7 +146,8 @@ def render(rows: list[tuple[str, dict]], args: argparse.Namespace, n_photos: int
         ]
         out.append(
             f"| {label} | {s['ssim']:.3f} ({s['ssim_min']:.3f}) | "
-            f"{s['face_ssim']:.3f} ({s['face_ssim_min']:.3f}) | {s['psnr']:.1f} | "
+            f"{s['face_ssim']:.3f} ({s['face_ssim_min']:.3f}) | "
+            f"{s['face_delta_e']:.1f} ({s['face_delta_e_max']:.1f}) | {s['psnr']:.1f} | "
             f"{s['s_per_mp']:.1f} | " + " | ".join(cells) + " |"
         )
     base = {n: s["kept"][n]["original"] for n in names}

@@ -11,10 +11,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tensorflow as tf
+from skimage.color import deltaE_ciede2000, rgb2lab
 
 from tests.conftest import ASTRONAUT_FACE
 from worker.attack.profiles import STRENGTHS, TEST_PROFILE, profile_for
-from worker.attack.verify import quality
+from worker.attack.verify import colour_difference, quality
 from worker.detectors import load
 from worker.detectors.base import Face
 
@@ -65,6 +66,7 @@ def test_protection_hides_the_face_from_the_white_box_detectors(fast_engine, ast
     assert report["faces"] >= 1 and 0 < report["ssim"] < 1 and report["psnr"] > 20
     # only the faces change, so the numbers over the face boxes are the lower, honest ones
     assert report["face_ssim"] < report["ssim"] and report["face_psnr"] < report["psnr"]
+    assert report["face_delta_e"] > 0
     json.dumps(report)  # the report is plain JSON
 
 
@@ -174,6 +176,20 @@ def test_quality_over_the_face_boxes_counts_only_their_pixels() -> None:
     assert face_ssim < cut_ssim < 1
     assert quality(original, changed, []) == ((psnr, ssim), None)
     assert quality(original, original, [box]) == ((99.0, 1.0), (99.0, 1.0))
+
+
+def test_colour_difference_is_ciede2000_over_the_face_boxes() -> None:
+    original = np.full((40, 60, 3), 128, np.uint8)
+    changed = original.copy()
+    changed[10:30, 10:30] = (128, 150, 128)  # half of the face box turns green
+    changed[0:5, 0:5] = (255, 0, 0)          # outside it: does not count
+    box = Face(10, 10, 50, 30)
+    green = deltaE_ciede2000(rgb2lab(np.uint8([[[128, 128, 128]]])),
+                             rgb2lab(np.uint8([[[128, 150, 128]]])))[0, 0]
+    assert green > 5
+    assert colour_difference(original, changed, [box]) == pytest.approx(green / 2)
+    assert colour_difference(original, original, [box]) == 0
+    assert colour_difference(original, changed, []) is None
 
 
 def test_strength_profiles_grow_monotonically():

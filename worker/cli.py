@@ -101,7 +101,8 @@ def protect_command(args: argparse.Namespace) -> int:
 def _on_faces(report: dict) -> str:
     if report.get("face_ssim") is None:
         return ""
-    return f" (on the faces: SSIM {report['face_ssim']:.3f}, PSNR {report['face_psnr']:.1f} dB)"
+    return (f" (on the faces: SSIM {report['face_ssim']:.3f}, PSNR {report['face_psnr']:.1f} dB,"
+            f" colour difference ΔE00 {report['face_delta_e']:.1f})")
 
 
 def describe(report: dict) -> str:

@@ -9,6 +9,7 @@ and evaluators (never seen by the attack, black-box) are reported separately by 
 from __future__ import annotations
 
 import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from worker import detectors
@@ -65,6 +66,19 @@ def quality(
     face_psnr = 99.0 if not error.any() else 10 * np.log10(255.0**2 / error.mean())
     return (float(psnr), float(ssim)), (float(min(face_psnr, 99.0)),
                                         float(ssim_map[region].mean()))
+
+
+def colour_difference(
+    original: np.ndarray, protected: np.ndarray, faces: list[Face]
+) -> float | None:
+    """Mean CIEDE2000 colour difference over the ``faces`` boxes (None without faces): how
+    far the colours a person sees on the face moved (about 1: just noticeable side by side;
+    over 5: plainly different). SSIM, per RGB channel, does not weigh colour as the eye does."""
+    region = face_region(original.shape[:2], faces)
+    if not region.any():
+        return None
+    before, after = (rgb2lab(image[region][None]) for image in (original, protected))
+    return float(deltaE_ciede2000(before, after).mean())
 
 
 def face_region(shape: tuple[int, ...], faces: list[Face]) -> np.ndarray:
@@ -147,6 +161,7 @@ class Verifier:
         }
         found = self.detect_many(variants)
         (psnr, ssim), on_faces = quality(original, protected, faces)
+        delta_e = colour_difference(original, protected, faces)
         scale_back = {"protected": 1.0, "jpeg85": 1.0, "half": 2.0}
         table = {
             name: {
@@ -168,6 +183,7 @@ class Verifier:
             # the same over the face boxes only (None without faces): what a person looks at
             "face_ssim": None if on_faces is None else round(on_faces[1], 4),
             "face_psnr": None if on_faces is None else round(on_faces[0], 2),
+            "face_delta_e": None if delta_e is None else round(delta_e, 2),
             "detectors": table,
             "summary": summarise(table),
             "size": [int(original.shape[1]), int(original.shape[0])],
