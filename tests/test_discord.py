@@ -333,6 +333,9 @@ async def test_strength_command_and_its_buttons(bot, fake: FakeDiscord) -> None:
     shown = await _answer(fake, token)
     buttons = shown.payload["data"]["components"][0]["components"]
     assert [b["label"] for b in buttons] == ["1", "•2•", "3", "4", "5"]
+    ladder = shown.payload["data"]["content"]  # what each level costs and gives
+    assert ladder.startswith("Your strength is 2.")
+    assert all(f"\n{n} " in ladder for n in range(1, 6))
     message_id = fake.originals[token]
     token = _inject(bot, fake.press(user, message_id, buttons[4]["custom_id"]))
     pressed = await _answer(fake, token)

@@ -161,6 +161,8 @@ async def test_strength_command(bot, fake: FakeTelegram, photo_sizes) -> None:
         lambda c: c.chat_id == user and "reply_markup" in c.params, 10.0, since)
     assert list(_buttons(keyboard).values()) == [f"s:{n}" for n in range(1, 6)]
     assert "•3•" in _buttons(keyboard)
+    ladder = keyboard.text  # what each level costs and gives, before choosing
+    assert all(f"\n{n} " in ladder for n in range(1, 6)) and "default" in ladder
 
     fake.send_text(user, "/strength 2")
     await _reply(fake, user, since, "Strength set to 2")

@@ -14,9 +14,11 @@ EN: dict[str, str] = {
     # Commands and help.
     "start": (
         "Hi! I protect your photos from deepfake tools.\n\n"
-        "Send me a photo with a face. I send it back looking the same to people, but the face "
-        "detectors that deepfake tools start with no longer find the face, also after the "
-        "photo is re-compressed or resized.\n\n"
+        "Send me a photo with a face. I send it back looking nearly the same to people, but the "
+        "face detectors that deepfake tools start with no longer find the face, also after "
+        "the photo is re-compressed or resized. Honestly: at the default strength a fine "
+        "colour texture shows on the face up close; /strength says what each level "
+        "costs and gives.\n\n"
         "Tip: send the photo as a file (📎 → File) to keep full quality; photos sent the "
         "normal way are compressed by Telegram first.\n\n"
         "/strength — how strong the protection is (1..5)\n"
@@ -57,7 +59,20 @@ EN: dict[str, str] = {
     "cmd_forget": "Delete everything about you now",
     "cmd_filter": "Filters: see your photo in every look, pick one",
     "cmd_clip": "Deepfake test: a face swap of your last photo, before and after protection",
-    "strength_current": "Your strength is {level} (1 = subtle .. 5 = strongest). Choose:",
+    "strength_current": (
+        "Your strength is {level}. What each level does (measured on 40 real photos, after "
+        "the photo is re-compressed):\n"
+        "1 — almost invisible · light: detectors still find 6 to 8 faces in 10\n"
+        "2 — faint colour noise on the face · medium: most detectors find 1 face in 3 or "
+        "fewer, the best one 1 in 2\n"
+        "3 (default) — a fine colour texture on the face, visible up close · strong: most "
+        "detectors find 1 face in 10 or fewer, the best one 1 in 3\n"
+        "4 — a stronger texture · most detectors find 1 face in 10 or fewer, the best one 1 "
+        "in 4\n"
+        "5 — a deliberate protective texture, plainly visible · strongest: every detector "
+        "finds 1 face in 10 or fewer\n"
+        "Choose:"
+    ),
     "strength_set": "Strength set to {level}. Send a photo.",
     "strength_invalid": (
         "Strength must be a whole number from 1 (subtle) to 5 (strongest), for example "
@@ -220,9 +235,11 @@ EN: dict[str, str] = {
 KO: dict[str, str] = {
     "start": (
         "안녕하세요! 사진을 딥페이크 도구로부터 보호해 드립니다.\n\n"
-        "얼굴이 있는 사진을 보내 주세요. 사람 눈에는 똑같아 보이지만, 딥페이크 도구가 처음에 "
-        "사용하는 얼굴 검출기가 더 이상 얼굴을 찾지 못하는 사진으로 돌려드립니다. 사진이 다시 "
-        "압축되거나 크기가 바뀌어도 마찬가지입니다.\n\n"
+        "얼굴이 있는 사진을 보내 주세요. 사람 눈에는 거의 똑같아 보이지만, 딥페이크 도구가 "
+        "처음에 사용하는 얼굴 검출기가 더 이상 얼굴을 찾지 못하는 사진으로 돌려드립니다. "
+        "사진이 다시 압축되거나 크기가 바뀌어도 마찬가지입니다. 솔직히 말씀드리면, 기본 "
+        "강도에서는 가까이 보면 얼굴에 미세한 색 무늬가 보입니다. 각 강도의 차이는 "
+        "/strength 에서 확인하세요.\n\n"
         "팁: 사진을 파일로 보내면(📎 → 파일) 원본 화질이 유지됩니다. 일반 사진으로 보내면 "
         "텔레그램이 먼저 압축합니다.\n\n"
         "/strength — 보호 강도 (1..5)\n/filter — 필터(스타일), 보호 전에 적용\n"
@@ -260,7 +277,17 @@ KO: dict[str, str] = {
     "cmd_forget": "내 정보 지금 모두 삭제",
     "cmd_filter": "필터: 모든 스타일로 사진 보고 고르기",
     "cmd_clip": "딥페이크 테스트: 마지막 사진의 얼굴 합성, 보호 전과 후",
-    "strength_current": "현재 강도는 {level}입니다 (1 = 약함 .. 5 = 가장 강함). 선택하세요:",
+    "strength_current": (
+        "현재 강도는 {level}입니다. 강도별 효과 (실제 사진 40장, 사진이 다시 압축된 뒤 측정):\n"
+        "1 — 거의 보이지 않음 · 약한 보호: 검출기가 얼굴 10개 중 6~8개를 여전히 찾음\n"
+        "2 — 얼굴에 옅은 색 노이즈 · 중간: 대부분의 검출기가 얼굴 3개 중 1개 이하를 찾음, "
+        "가장 강한 검출기는 2개 중 1개\n"
+        "3 (기본값) — 가까이 보면 얼굴에 미세한 색 무늬가 보임 · 강한 보호: 대부분의 검출기가 "
+        "얼굴 10개 중 1개 이하를 찾음, 가장 강한 검출기는 3개 중 1개\n"
+        "4 — 더 강한 무늬 · 대부분의 검출기가 10개 중 1개 이하, 가장 강한 검출기는 4개 중 1개\n"
+        "5 — 눈에 띄는 보호 무늬 · 가장 강한 보호: 모든 검출기가 얼굴 10개 중 1개 이하를 찾음\n"
+        "선택하세요:"
+    ),
     "strength_set": "강도를 {level}(으)로 설정했습니다. 사진을 보내 주세요.",
     "strength_invalid": "강도는 1(약함)부터 5(가장 강함)까지의 정수여야 합니다. 예: /strength 3",
     "send_photo": "보호할 사진(또는 이미지 파일)을 보내 주세요.",
