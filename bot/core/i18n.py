@@ -66,11 +66,11 @@ EN: dict[str, str] = {
         "2 — faint colour noise on the face · medium: most detectors find 1 face in 3 or "
         "fewer, the best one 1 in 2\n"
         "3 (default) — a fine colour texture on the face, visible up close · strong: most "
-        "detectors find 1 face in 10 or fewer, the best one 1 in 3\n"
+        "detectors find about 1 face in 10 or fewer, the best one 1 in 3\n"
         "4 — a stronger texture · most detectors find 1 face in 10 or fewer, the best one 1 "
         "in 4\n"
-        "5 — a deliberate protective texture, plainly visible · strongest: every detector "
-        "finds 1 face in 10 or fewer\n"
+        "5 — a deliberate protective texture, plainly visible · strongest: every detector we "
+        "test finds 1 face in 10 or fewer\n"
         "Choose:"
     ),
     "strength_set": "Strength set to {level}. Send a photo.",
@@ -283,9 +283,10 @@ KO: dict[str, str] = {
         "2 — 얼굴에 옅은 색 노이즈 · 중간: 대부분의 검출기가 얼굴 3개 중 1개 이하를 찾음, "
         "가장 강한 검출기는 2개 중 1개\n"
         "3 (기본값) — 가까이 보면 얼굴에 미세한 색 무늬가 보임 · 강한 보호: 대부분의 검출기가 "
-        "얼굴 10개 중 1개 이하를 찾음, 가장 강한 검출기는 3개 중 1개\n"
+        "얼굴 10개 중 약 1개 이하를 찾음, 가장 강한 검출기는 3개 중 1개\n"
         "4 — 더 강한 무늬 · 대부분의 검출기가 10개 중 1개 이하, 가장 강한 검출기는 4개 중 1개\n"
-        "5 — 눈에 띄는 보호 무늬 · 가장 강한 보호: 모든 검출기가 얼굴 10개 중 1개 이하를 찾음\n"
+        "5 — 눈에 띄는 보호 무늬 · 가장 강한 보호: 시험한 모든 검출기가 얼굴 10개 중 1개 "
+        "이하를 찾음\n"
         "선택하세요:"
     ),
     "strength_set": "강도를 {level}(으)로 설정했습니다. 사진을 보내 주세요.",
