@@ -1,10 +1,11 @@
 """Protection efficacy / quality / speed benchmark over ``../shared/faces`` (or the sample).
 
-For every strength profile (and a baseline of uniform random noise with the same per-pixel
-budget) it protects each photo and reports, per detector, the share of the faces that detector
-found on the original that it still finds on the protected image, after JPEG q85 and after a
-0.5x downscale; plus SSIM (whole photo, and face boxes only), PSNR, seconds per megapixel (of
-an engine warmed up as a worker starts: ``ProtectionEngine.warm_up``) and peak RSS.
+For every strength profile (and two baselines of uniform random noise: filling the default
+strength's per-pixel budget, and at that strength's PSNR on each photo) it protects each photo
+and reports, per detector, the share of the faces that detector found on the original that it
+still finds on the protected image, after JPEG q85 and after a 0.5x downscale; plus SSIM (whole
+photo, and face boxes only), PSNR, seconds per megapixel (of an engine warmed up as a worker
+starts: ``ProtectionEngine.warm_up``) and peak RSS.
 
     .venv/bin/python -m bench.protection --out docs/benchmarks.md [--strengths 1,3,5] [--limit N]
 
@@ -66,8 +67,12 @@ def photo_source(small: bool) -> str:
     return "`../shared/faces/small`" if small else "`../shared/faces`"
 
 
-def noise_baseline(engine, rgb: np.ndarray, level: int, seed: int) -> dict:
-    """Uniform random noise filling the same per-pixel budget the attack may use."""
+def noise_baseline(
+    engine, rgb: np.ndarray, level: int, seed: int, psnr: float | None = None
+) -> dict:
+    """Uniform random noise filling the same per-pixel budget the attack may use; with
+    ``psnr``, the same noise scaled to that PSNR (the attack's on this photo: the same
+    energy on the same pixels, so a comparison at equal visibility rather than equal L-inf)."""
     from worker.attack.masks import budget_map
     from worker.attack.profiles import profile_for
 
@@ -76,10 +81,21 @@ def noise_baseline(engine, rgb: np.ndarray, level: int, seed: int) -> dict:
     original, faces = engine.find_faces(rgb)
     budget = budget_map(rgb, faces, profile)
     noise = np.random.default_rng(seed).uniform(-1, 1, rgb.shape).astype(np.float32) * budget
+    if psnr is not None:
+        noise = scaled_to_psnr(noise, psnr)
     noisy = np.clip(np.rint(rgb + noise), 0, 255).astype(np.uint8)
     report = engine.verifier.report(rgb, noisy, original, faces)
     report["seconds"] = time.perf_counter() - started
     return report
+
+
+def scaled_to_psnr(noise: np.ndarray, psnr: float) -> np.ndarray:
+    """``noise`` scaled so that adding it to an image gives that PSNR (dB, 8-bit peak), before
+    rounding and clipping; all-zero noise stays zero."""
+    energy = float(np.mean(np.square(noise, dtype=np.float64)))
+    if energy == 0:
+        return noise
+    return (noise * np.sqrt(255.0**2 / 10 ** (psnr / 10) / energy)).astype(noise.dtype)
 
 
 def summarise(reports: list[tuple[np.ndarray, dict]]) -> dict:
@@ -223,6 +239,12 @@ def main() -> int:
                       f"{rep['seconds']:.1f}s {rep['summary']}", flush=True)
             rows.append((f"strength {level}{label}", summarise(reports)))
             write_section(Path(args.out), section_header(args), render(rows, args, len(images)))
+            if level == DEFAULT_STRENGTH and not args.no_baseline and label == next(iter(engines)):
+                equal = [(rgb, noise_baseline(engine, rgb, level, i, psnr=rep["psnr"]))
+                         for i, (rgb, rep) in enumerate(reports)]
+                rows.append((f"random noise at strength {level}'s PSNR", summarise(equal)))
+                write_section(Path(args.out), section_header(args),
+                              render(rows, args, len(images)))
     print(render(rows, args, len(images)))
     return 0
 
