@@ -260,6 +260,33 @@ def test_ensemble_gradient_balances_surrogates_by_their_weight() -> None:
     assert _balanced_gradient([(constant(0.0, 1.0), 0, 2.0)], image, faces, 0) is None
 
 
+def test_fooled_surrogates_wait_for_the_recheck_step() -> None:
+    from worker.attack.engine import _balanced_gradient
+
+    image = tf.zeros([1, 2, 2, 3])
+    faces = np.zeros((3, 4), np.float32)
+    calls: dict[str, list[int]] = {"fooled": [], "wakes": [], "crowd": [], "seen": []}
+    losses = {"fooled": [0.0] * 8, "wakes": [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+              "crowd": [0.0] * 8, "seen": [1.0] * 8}
+
+    def surrogate(name: str):
+        def gradient(image, faces):
+            calls[name].append(current)
+            return tf.constant(losses[name][current]), tf.ones_like(image)
+        return gradient
+
+    active = [(surrogate("fooled"), 0, 1.0), (surrogate("wakes"), 0, 1.0),
+              (surrogate("crowd"), 2, 1.0), (surrogate("seen"), 0, 1.0)]
+    fooled: set[int] = set()
+    for current in range(8):
+        _balanced_gradient(active, image, faces, current, fooled, recheck_every=4)
+    assert calls["fooled"] == [0, 3, 7]  # found nothing at step 0: run again on rechecks only
+    assert calls["wakes"] == [0, 3, 4, 5, 7]  # a face again at step 3: every step until 0
+    assert calls["crowd"] == list(range(8))  # two of three faces per step: never all fooled
+    assert calls["seen"] == list(range(8))
+    assert fooled == {0, 1}
+
+
 def test_soft_steps_move_weak_gradients_less_than_sign_steps() -> None:
     from worker.attack.engine import _direction
 

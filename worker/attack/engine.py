@@ -196,6 +196,7 @@ class ProtectionEngine:
         references = {name: self._features[name].reference(base, faces)  # once per photo
                       for name in (profile.features if len(hints) else ())}
         quiet = 0
+        fooled: set[int] = set()  # surrogates whose last computed loss was 0 on every face
         for step in range(profile.steps):
             clean = step % profile.clean_every == 0
             with tf.GradientTape() as tape:
@@ -207,7 +208,7 @@ class ProtectionEngine:
                         adv, rng, jpeg=profile.eot_jpeg, scale=profile.eot_scale,
                         blur_sigma=profile.eot_blur, shift=profile.eot_shift,
                     )
-            seen = _balanced_gradient(active, adv, hints, step)
+            seen = _balanced_gradient(active, adv, hints, step, fooled, profile.recheck_every)
             if progress:
                 progress(0.05 + 0.85 * (step + 1) / profile.steps)
             if seen is None:  # every surrogate is already below its threshold by the margin
@@ -309,15 +310,33 @@ def faces_for_step(faces: np.ndarray, limit: int, step: int) -> np.ndarray:
 
 
 def _balanced_gradient(
-    active: list[tuple[GradientFn, int, float]], image: tf.Tensor, faces: np.ndarray, step: int
+    active: list[tuple[GradientFn, int, float]],
+    image: tf.Tensor,
+    faces: np.ndarray,
+    step: int,
+    fooled: set[int] | None = None,
+    recheck_every: int = 0,
 ) -> tf.Tensor | None:
     """Sum of each surrogate's normalised loss gradient w.r.t. ``image`` times its weight, so
-    no detector dominates the ensemble unless weighted to; None when every loss is already 0."""
+    no detector dominates the ensemble unless weighted to; None when every loss is already 0.
+
+    ``fooled`` (updated here) holds the indices of surrogates whose last computed loss on every
+    face was 0; with ``recheck_every`` > 0 they are not run again until a recheck step (the
+    last of every ``recheck_every``: with ``clean_every`` equal to it, a transformed one), so
+    a detector already fooled stops costing time until it is checked again."""
     total = None
-    for gradient, limit, weight in active:
-        loss, grad = gradient(image, faces_for_step(faces, limit, step))
-        if float(loss) <= 0.0:
+    for index, (gradient, limit, weight) in enumerate(active):
+        recheck = recheck_every <= 0 or step % recheck_every == recheck_every - 1
+        if fooled is not None and index in fooled and not recheck:
             continue
+        chosen = faces_for_step(faces, limit, step)
+        loss, grad = gradient(image, chosen)
+        if float(loss) <= 0.0:
+            if fooled is not None and len(chosen) == len(faces):
+                fooled.add(index)
+            continue
+        if fooled is not None:
+            fooled.discard(index)
         total = weight * grad if total is None else total + weight * grad
     return total
 
