@@ -211,7 +211,9 @@ class ProtectionEngine:
             seen = _balanced_gradient(active, adv, hints, step, fooled, profile.recheck_every)
             if progress:
                 progress(0.05 + 0.85 * (step + 1) / profile.steps)
-            if seen is None:  # every surrogate is already below its threshold by the margin
+            # None: every surrogate is below its threshold by the margin (a skipped one counts
+            # as still fooled: with ``recheck_every`` patience counts skipped steps too)
+            if seen is None:
                 quiet += 1
                 if quiet >= profile.patience:
                     break
