@@ -327,8 +327,8 @@ def _balanced_gradient(
     last of every ``recheck_every``: with ``clean_every`` equal to it, a transformed one), so
     a detector already fooled stops costing time until it is checked again."""
     total = None
+    recheck = recheck_every <= 0 or step % recheck_every == recheck_every - 1
     for index, (gradient, limit, weight) in enumerate(active):
-        recheck = recheck_every <= 0 or step % recheck_every == recheck_every - 1
         if fooled is not None and index in fooled and not recheck:
             continue
         chosen = faces_for_step(faces, limit, step)
