@@ -326,19 +326,19 @@ def _balanced_gradient(
     face was 0; with ``recheck_every`` > 0 they are not run again until a recheck step (the
     last of every ``recheck_every``: with ``clean_every`` equal to it, a transformed one), so
     a detector already fooled stops costing time until it is checked again."""
-    total = None
+    fooled = set() if fooled is None else fooled
     recheck = recheck_every <= 0 or step % recheck_every == recheck_every - 1
+    total = None
     for index, (gradient, limit, weight) in enumerate(active):
-        if fooled is not None and index in fooled and not recheck:
+        if index in fooled and not recheck:
             continue
         chosen = faces_for_step(faces, limit, step)
         loss, grad = gradient(image, chosen)
         if float(loss) <= 0.0:
-            if fooled is not None and len(chosen) == len(faces):
+            if len(chosen) == len(faces):
                 fooled.add(index)
             continue
-        if fooled is not None:
-            fooled.discard(index)
+        fooled.discard(index)
         total = weight * grad if total is None else total + weight * grad
     return total
 
