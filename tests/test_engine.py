@@ -287,6 +287,26 @@ def test_fooled_surrogates_wait_for_the_recheck_step() -> None:
     assert fooled == {0, 1}
 
 
+def test_extra_steps_run_until_no_surrogate_finds_the_face(fast_engine, astronaut) -> None:
+    """One step leaves the face found; with extra steps the attack goes on, checking every
+    few steps, and stops once no surrogate finds it, well before the extra steps run out."""
+    _, faces = fast_engine.find_faces(astronaut)
+
+    def run(profile):
+        steps: list[float] = []
+        out = fast_engine.perturb(astronaut, faces, profile, progress=steps.append)
+        batch = tf.constant(out[None].astype(np.float32))
+        scores = [float(fast_engine.surrogates[n].face_scores(batch)[0])
+                  for n in TEST_PROFILE.surrogates]
+        return len(steps), max(scores)
+
+    steps, score = run(replace(TEST_PROFILE, steps=1))
+    assert steps == 1 and score >= 0.5
+    steps, score = run(replace(TEST_PROFILE, steps=1, extra_steps=60))
+    assert score < 0.5
+    assert 1 < steps < 61 and (steps - 1) % 4 == 0  # stopped at a check
+
+
 def test_soft_steps_move_weak_gradients_less_than_sign_steps() -> None:
     from worker.attack.engine import _direction
 

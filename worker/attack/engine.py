@@ -41,6 +41,8 @@ Progress = Callable[[float], None]
 
 #: Below this many pixels on the short side there is nothing a detector could find.
 MIN_SIDE = 16
+#: With ``Profile.extra_steps``: steps between two checks whether a surrogate still finds a face.
+EXTRA_CHECK_EVERY = 4
 
 
 @dataclass(frozen=True)
@@ -190,14 +192,20 @@ class ProtectionEngine:
         low_limit = low_limit[..., : profile.channels]
         delta = tf.zeros([1, *low, profile.channels])
         velocity = tf.zeros_like(delta)
+        names = self._surrogate_names(profile)
         active = [(self._gradients[name], self.surrogates[name].faces_per_step,
-                   self.surrogates[name].weight) for name in self._surrogate_names(profile)]
+                   self.surrogates[name].weight) for name in names]
         faces = tf.constant(hints, tf.float32)
         references = {name: self._features[name].reference(base, faces)  # once per photo
                       for name in (profile.features if len(hints) else ())}
         quiet = 0
         fooled: set[int] = set()  # surrogates whose last computed loss was 0 on every face
-        for step in range(profile.steps):
+        for step in range(profile.steps + profile.extra_steps):
+            extra = step - profile.steps
+            if extra >= 0 and extra % EXTRA_CHECK_EVERY == 0 and not self._still_found(
+                    names, tf.clip_by_value(base + self._upsample(delta, limit), 0.0, 255.0),
+                    fooled):
+                break
             clean = step % profile.clean_every == 0
             with tf.GradientTape() as tape:
                 tape.watch(delta)
@@ -210,7 +218,7 @@ class ProtectionEngine:
                     )
             seen = _balanced_gradient(active, adv, hints, step, fooled, profile.recheck_every)
             if progress:
-                progress(0.05 + 0.85 * (step + 1) / profile.steps)
+                progress(0.05 + 0.85 * min(1.0, (step + 1) / profile.steps))
             # None: every surrogate is below its threshold by the margin (a skipped one counts
             # as still fooled: with ``recheck_every`` patience counts skipped steps too)
             if seen is None:
@@ -232,6 +240,11 @@ class ProtectionEngine:
                 velocity, profile.soft_step)
             delta = _within_budget(delta, low_limit, profile.chroma)
         return self._upsample(delta, limit)[0].numpy()
+
+    def _still_found(self, names: tuple[str, ...], image: tf.Tensor, fooled: set[int]) -> bool:
+        """Whether a surrogate not already fooled by its margin scores a face on ``image``."""
+        return any(float(self.surrogates[name].face_scores(image)[0]) >= 0.5
+                   for index, name in enumerate(names) if index not in fooled)
 
     @staticmethod
     def _upsample(delta: tf.Tensor, limit: tf.Tensor) -> tf.Tensor:

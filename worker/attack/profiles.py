@@ -49,6 +49,8 @@ class Profile:
     #                                step at this many times the mean |momentum| (0: sign steps)
     recheck_every: int = 0         # > 0: a surrogate whose loss reached 0 is skipped, and run
     #                                again on every n-th step only (0: every surrogate each step)
+    extra_steps: int = 0           # up to this many more steps while a surrogate still finds a
+    #                                face on the untransformed working copy (checked every 4)
 
 
 #: Why these numbers, in short (docs/benchmarks.md has every table; section names quoted):
