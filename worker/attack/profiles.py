@@ -79,6 +79,10 @@ class Profile:
 #:   78.5 -> 60.7 s at strength 3 (-23 %), 144.9 -> 113.1 s at 5 (-22 %); efficacy on the 40
 #:   photos within run-to-run noise at 3 and 5 (4, between them, not run separately;
 #:   "skipping surrogates already fooled").
+#: - ``extra_steps`` is off everywhere for now: 40 of them at strength 3 took BlazeFace
+#:   short-range 28-31 -> 9 % after JPEG q85 on the 40 photos (SCRFD 30-32 -> 27, Haar 12-14
+#:   -> 16 %) for face SSIM 0.755 -> 0.729; its time is not yet measured ("why BlazeFace
+#:   short-range keeps 29 %").
 #: - Strength 5 adds the HOG feature loss: dlib HOG 18 -> 3 % after JPEG q85 ("a
 #:   feature-level loss"); at strengths 3 and 4 it did not pay.
 STRENGTHS: dict[int, Profile] = {
