@@ -1,10 +1,11 @@
 """Where the attack's own time goes: seconds per surrogate over one photo's steps.
 
 ``python -m bench.attack_time [--strength 3] [KEY=VALUE ...] [--photos PHOTO ...]``: a warm
-default engine runs ``perturb`` on each photo of ``../shared/faces`` named, timing each
+default engine runs ``perturb`` on each photo of ``../shared/faces`` named, counting the
+steps it took (fewer after an early stop, more with ``extra_steps``), and timing each
 surrogate's loss-and-gradient calls and counting the steps on which its loss was 0 and those
-it was not run on (``recheck_every``, or after an early stop); ``KEY=VALUE`` overrides a
-profile field as in ``bench.profile_sweep``. Prints a markdown table (docs/benchmarks.md,
+it was not run on (``recheck_every``); ``KEY=VALUE`` overrides a profile field as in
+``bench.profile_sweep``. Prints a markdown table (docs/benchmarks.md,
 "the report's detectors side by side", "skipping fooled surrogates").
 """
 
@@ -28,6 +29,7 @@ def main() -> int:
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS))
     parser.add_argument("--strength", type=int, default=3)
     args = parser.parse_args()
+    from worker.attack import engine as engine_module
     from worker.attack.engine import ProtectionEngine
     from worker.attack.profiles import profile_for
 
@@ -45,17 +47,26 @@ def main() -> int:
             stats[name][2] += 1
             return loss, grad
         engine._gradients[name] = timed
+    steps = [0]  # steps the attack took on the current photo (early stop, extra steps)
+    balanced = engine_module._balanced_gradient
+
+    def counted(*args, **kwargs):
+        steps[0] += 1
+        return balanced(*args, **kwargs)
+    engine_module._balanced_gradient = counted
     names = list(engine._gradients)
     print(f"| photo | perturb | {' | '.join(names)} |\n|---|---|" + "---|" * len(names))
     for photo, rgb in named_photos(args.photos):
         _, faces = engine.find_faces(rgb)
         stats.clear()
+        steps[0] = 0
         started = time.perf_counter()
         engine.perturb(rgb, faces, profile)
         cells = [f"{stats[n][0]:.1f}" + (f" ({stats[n][1]} zero)" if stats[n][1] else "")
-                 + (f" ({skipped} skipped)" if (skipped := profile.steps - stats[n][2]) else "")
+                 + (f" ({skipped} skipped)" if (skipped := steps[0] - stats[n][2]) else "")
                  for n in names]
-        print(f"| `{photo}` | {time.perf_counter() - started:.1f} s | {' | '.join(cells)} |",
+        print(f"| `{photo}` | {time.perf_counter() - started:.1f} s, {steps[0]} steps | "
+              f"{' | '.join(cells)} |",
               flush=True)
     return 0
 

@@ -68,7 +68,7 @@ def main() -> int:
     line = (f"{args.label} | ssim {s['ssim']:.3f} ({s['ssim_min']:.3f}) face ssim "
             f"{s['face_ssim']:.3f} ({s['face_ssim_min']:.3f}) face dE {s['face_delta_e']:.1f} "
             f"({s['face_delta_e_max']:.1f}) psnr {s['psnr']:.1f} | "
-            f"{s['s_per_mp']:.1f} s/MP | {cells}")
+            f"{s['s_per_mp']:.1f} s/MP, steps {s['steps']:.1f} (max {s['steps_max']}) | {cells}")
     print(line)
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     with open(args.log, "a") as log:

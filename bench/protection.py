@@ -123,6 +123,9 @@ def summarise(reports: list[tuple[np.ndarray, dict]]) -> dict:
         "face_delta_e": float(np.mean(colour)) if colour else float("nan"),
         "face_delta_e_max": float(np.max(colour)) if colour else float("nan"),
         "s_per_mp": sum(r["seconds"] for _, r in reports) / megapixels,
+        # optimisation steps per photo (none for the noise rows)
+        "steps": float(np.mean([r.get("steps", 0) for _, r in reports])),
+        "steps_max": max(r.get("steps", 0) for _, r in reports),
         "faces": sum(r["faces"] for _, r in reports),
     }
 

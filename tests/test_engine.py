@@ -67,6 +67,7 @@ def test_protection_hides_the_face_from_the_white_box_detectors(fast_engine, ast
     # only the faces change, so the numbers over the face boxes are the lower, honest ones
     assert report["face_ssim"] < report["ssim"] and report["face_psnr"] < report["psnr"]
     assert report["face_delta_e"] > 0
+    assert 0 < report["steps"] <= TEST_PROFILE.steps
     json.dumps(report)  # the report is plain JSON
 
 
@@ -298,6 +299,7 @@ def test_extra_steps_run_until_no_surrogate_finds_the_face(fast_engine, astronau
         batch = tf.constant(out[None].astype(np.float32))
         scores = [float(fast_engine.surrogates[n].face_scores(batch)[0])
                   for n in TEST_PROFILE.surrogates]
+        assert fast_engine.steps_taken == len(steps)  # what the report gives as "steps"
         return len(steps), max(scores)
 
     steps, score = run(replace(TEST_PROFILE, steps=1))

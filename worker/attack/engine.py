@@ -74,6 +74,7 @@ class ProtectionEngine:
         # One generator, reseeded per photo: the EOT graph is traced for this object, and a
         # new one per photo would trace it again each time. (One photo at a time per engine.)
         self._rng = tf.random.Generator.from_seed(0)
+        self.steps_taken = 0  # optimisation steps of the last ``perturb`` (for its report)
         self._graphs = [self._eot, *(f.value_and_grad for f in self._features.values()),
                         *(graph for _, graph in compiled.values() if graph)]
         if detector_processes is None:
@@ -119,11 +120,13 @@ class ProtectionEngine:
         started = time.perf_counter()
         original, faces = self.find_faces(rgb)
         if min(rgb.shape[:2]) < MIN_SIDE:
-            protected = rgb.copy()
+            protected, steps = rgb.copy(), 0
         else:
             protected = self.perturb(rgb, faces, profile, seed=seed, progress=progress)
+            steps = self.steps_taken
         report = self.verifier.report(rgb, protected, original, faces)
         report["strength"] = profile.level
+        report["steps"] = steps
         report["feature_losses"] = list(profile.features)  # detector-agnostic, no weights
         report["seconds"] = round(time.perf_counter() - started, 2)
         if progress:
@@ -198,7 +201,7 @@ class ProtectionEngine:
         faces = tf.constant(hints, tf.float32)
         references = {name: self._features[name].reference(base, faces)  # once per photo
                       for name in (profile.features if len(hints) else ())}
-        quiet = 0
+        quiet = self.steps_taken = 0
         fooled: set[int] = set()  # surrogates whose last computed loss was 0 on every face
         for step in range(profile.steps + profile.extra_steps):
             extra = step - profile.steps
@@ -206,6 +209,7 @@ class ProtectionEngine:
                     names, tf.clip_by_value(base + self._upsample(delta, limit), 0.0, 255.0),
                     fooled):
                 break
+            self.steps_taken = step + 1
             clean = step % profile.clean_every == 0
             with tf.GradientTape() as tape:
                 tape.watch(delta)
