@@ -29,7 +29,6 @@ def main() -> int:
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS))
     parser.add_argument("--strength", type=int, default=3)
     args = parser.parse_args()
-    from worker.attack import engine as engine_module
     from worker.attack.engine import ProtectionEngine
     from worker.attack.profiles import profile_for
 
@@ -47,27 +46,20 @@ def main() -> int:
             stats[name][2] += 1
             return loss, grad
         engine._gradients[name] = timed
-    steps = [0]  # steps the attack took on the current photo (early stop, extra steps)
-    balanced = engine_module._balanced_gradient
-
-    def counted(*args, **kwargs):
-        steps[0] += 1
-        return balanced(*args, **kwargs)
-    engine_module._balanced_gradient = counted
     names = list(engine._gradients)
     print(f"| photo | perturb | {' | '.join(names)} |\n|---|---|" + "---|" * len(names))
     for photo, rgb in named_photos(args.photos):
         _, faces = engine.find_faces(rgb)
         stats.clear()
-        steps[0] = 0
         started = time.perf_counter()
         engine.perturb(rgb, faces, profile)
+        steps = engine.steps_taken  # fewer after an early stop, more with extra steps
         cells = [f"{stats[n][0]:.1f}" + (f" ({stats[n][1]} zero)" if stats[n][1] else "")
-                 + (f" ({skipped} skipped)" if (skipped := steps[0] - stats[n][2]) else "")
+                 + (f" ({skipped} skipped)" if (skipped := steps - stats[n][2]) else "")
                  for n in names]
-        print(f"| `{photo}` | {time.perf_counter() - started:.1f} s, {steps[0]} steps | "
-              f"{' | '.join(cells)} |",
-              flush=True)
+        print(f"| `{photo}` | {time.perf_counter() - started:.1f} s, {steps} steps | "
+              f"{' | '.join(cells)} |", flush=True)
+    engine.close()
     return 0
 
 

@@ -160,6 +160,7 @@ def main() -> int:
         for name, rgb in selected:
             rows.append(measure(name, rgb, engine, strength, args.detector))
             print(rows[-1], flush=True)
+    engine.close()
     argv = " ".join(a for a in (
         "--all" if args.all else "", f"--limit {args.limit}" if args.limit else "",
         f"--strengths {args.strengths}" if args.strengths != "3" else "",

@@ -44,6 +44,7 @@ def main() -> int:
             reports.append((looked, engine.protect(looked, DEFAULT_STRENGTH).report))
         rows.append((name, summarise(reports)))
         print(f"{name}: done", flush=True)
+    engine.close()
     argv = " ".join(a for a in (
         "--small" if args.small else "", f"--limit {args.limit}" if args.limit else "") if a)
     names = [n for n, role in rows[0][1]["roles"].items() if role == "evaluator"]

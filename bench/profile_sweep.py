@@ -57,10 +57,11 @@ def main() -> int:
 
     profile = replace(profile_for(args.strength), **overrides(args.changes))
     as_evaluators = args.models and not args.as_declared
-    engine = ProtectionEngine(*declared_as_evaluators()) if as_evaluators else ProtectionEngine()
-    engine.warm_up()  # as a worker starts: s/MP is a warm worker's
-    reports = [(rgb, engine.protect(rgb, profile).report)
-               for _, rgb in photos(args.limit, args.small)]
+    with (ProtectionEngine(*declared_as_evaluators()) if as_evaluators
+          else ProtectionEngine()) as engine:
+        engine.warm_up()  # as a worker starts: s/MP is a warm worker's
+        reports = [(rgb, engine.protect(rgb, profile).report)
+                   for _, rgb in photos(args.limit, args.small)]
     s = summarise(reports)
     cells = " ".join(
         f"{n}:{pct(s['kept'][n], 'protected')}/{pct(s['kept'][n], 'jpeg85')}/"

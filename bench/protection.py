@@ -248,6 +248,8 @@ def main() -> int:
                 rows.append((f"random noise at strength {level}'s PSNR", summarise(equal)))
                 write_section(Path(args.out), section_header(args),
                               render(rows, args, len(images)))
+    for engine in engines.values():
+        engine.close()
     print(render(rows, args, len(images)))
     return 0
 

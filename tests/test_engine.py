@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import subprocess
 import sys
 from dataclasses import replace
@@ -113,22 +114,28 @@ def test_no_face_photo_is_protected_with_a_no_face_report(fast_engine, no_face):
 
 def test_warm_up_leaves_nothing_to_trace_for_later_photos(no_face):
     """After ``warm_up`` a photo of another size, with three faces or none, traces no graph
-    (a dlib MMOD graph traced for any face count once failed on a photo without a face)."""
+    (a dlib MMOD graph traced for any face count once failed on a photo without a face).
+    Closing the engine stops the detector process warm-up started."""
     from worker.attack.engine import ProtectionEngine
     from worker.detectors.base import Face
 
-    engine = ProtectionEngine(surrogates=("blazeface_full", "dlib_mmod"), evaluators=("haar",))
-    profile = replace(TEST_PROFILE, surrogates=(), steps=2)
-    assert engine.warm_up(profile) > 0
-    traced = engine.tracing_count()
-    assert traced >= 4  # the EOT graph, the HOG feature loss and both surrogates' gradients
-    rgb = np.ascontiguousarray(no_face[:300, :350])
-    faces = [Face(20 + 90 * i, 40, 100 + 90 * i, 140) for i in range(3)]
-    for hints in (faces, []):
-        for features in ((), ("hog",)):
-            protected = engine.perturb(rgb, hints, replace(profile, features=features))
-            assert protected.shape == rgb.shape
-    assert engine.tracing_count() == traced
+    before = set(multiprocessing.active_children())
+    with ProtectionEngine(surrogates=("blazeface_full", "dlib_mmod"),
+                          evaluators=("haar",)) as engine:
+        profile = replace(TEST_PROFILE, surrogates=(), steps=2)
+        assert engine.warm_up(profile) > 0
+        started = set(multiprocessing.active_children()) - before
+        assert started  # dlib's CNN (the MMOD detector) runs in a child
+        traced = engine.tracing_count()
+        assert traced >= 4  # the EOT graph, the HOG feature loss and both surrogates' gradients
+        rgb = np.ascontiguousarray(no_face[:300, :350])
+        faces = [Face(20 + 90 * i, 40, 100 + 90 * i, 140) for i in range(3)]
+        for hints in (faces, []):
+            for features in ((), ("hog",)):
+                protected = engine.perturb(rgb, hints, replace(profile, features=features))
+                assert protected.shape == rgb.shape
+        assert engine.tracing_count() == traced
+    assert not started & set(multiprocessing.active_children())
 
 
 def test_one_trace_per_surrogate_is_not_reported_as_retracing():

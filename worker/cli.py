@@ -83,8 +83,8 @@ def protect_command(args: argparse.Namespace) -> int:
         except filters.UnknownFilterError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    engine = ProtectionEngine()
-    result = engine.protect(rgb, args.strength, seed=args.seed)
+    with ProtectionEngine() as engine:
+        result = engine.protect(rgb, args.strength, seed=args.seed)
     report = {"input": args.input or SAMPLE_NAME, "notes": list(decoded.notes),
               "filter": args.filter, **result.report}
     output = Path(args.output)

@@ -101,6 +101,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     executor = ctx.get("executor")
     if executor is not None:
         executor.shutdown(wait=True, cancel_futures=True)
+    engine = ctx.get("engine")
+    if engine is not None:
+        engine.close()
 
 
 async def notify_done(ctx: dict[str, Any]) -> None:

@@ -103,6 +103,17 @@ class ProtectionEngine:
             self.perturb(rgb, shifted, profile)
         return time.perf_counter() - started
 
+    def close(self) -> None:
+        """Stop the detector processes (a later photo starts them again). Call it before the
+        process exits: left to the interpreter's exit, the pool's shutdown can fail noisily."""
+        self.verifier.close()
+
+    def __enter__(self) -> ProtectionEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def tracing_count(self) -> int:
         """How many graphs the engine traced so far (constant once warmed up)."""
         return sum(graph.experimental_get_tracing_count() for graph in self._graphs)

@@ -81,8 +81,9 @@ class Profile:
 #:   "skipping surrogates already fooled").
 #: - ``extra_steps`` is off everywhere for now: 40 of them at strength 3 took BlazeFace
 #:   short-range 28-31 -> 9 % after JPEG q85 on the 40 photos (SCRFD 30-32 -> 27, Haar 12-14
-#:   -> 16 %) for face SSIM 0.755 -> 0.729; its time is not yet measured ("why BlazeFace
-#:   short-range keeps 29 %").
+#:   -> 16 %) for face SSIM 0.755 -> 0.729; measured alone on 2026-12-04: BlazeFace short
+#:   29 -> 9 %, Haar 9 -> 12 % (within spread), +27 % s/MP (29.7 -> 37.8). Not yet measured at
+#:   strengths 4 and 5 ("why BlazeFace short-range keeps 29 %").
 #: - Strength 5 adds the HOG feature loss: dlib HOG 18 -> 3 % after JPEG q85 ("a
 #:   feature-level loss"); at strengths 3 and 4 it did not pay.
 STRENGTHS: dict[int, Profile] = {

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
         request = ClipRequest("cli", data, strength=args.strength, locale=args.lang,
                               seed=args.seed)
-        result = run_clip(ProtectionEngine(), request, detector=detector)
+        with ProtectionEngine() as engine:
+            result = run_clip(engine, request, detector=detector)
         if not result.ok:
             print(f"error: {result.error_detail or result.error}", file=sys.stderr)
             return 2
