@@ -76,9 +76,23 @@ class FakeDiscord:
     def base(self) -> str:
         return f"{self.url}/api/v10"
 
+    @property
+    def gateway(self) -> str:
+        """A websocket that accepts the client and stays silent until it closes: the client
+        waits there for the gateway's HELLO (events are injected instead, see above)."""
+        return f"{self.url.replace('http', 'ws', 1)}/gateway"
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for _ in socket:  # until the client closes it
+            pass
+        return socket
+
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/cdn/{name:.+}", self._cdn)
+        app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.+}", self._api)
         self._runner = web.AppRunner(app)
         await self._runner.setup()

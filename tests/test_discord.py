@@ -15,6 +15,7 @@ import discord
 import numpy as np
 import pytest
 import pytest_asyncio
+import yarl
 from PIL import Image
 from redis.asyncio import Redis
 
@@ -369,7 +370,12 @@ async def test_every_key_has_a_ttl(bot, redis: Redis) -> None:
 
 
 async def test_runs_in_a_thread_beside_another_bot_and_stops(bot, fake: FakeDiscord,
-                                                             redis_url: str) -> None:
+                                                             redis_url: str,
+                                                             monkeypatch) -> None:
+    # the thread's client connects to the gateway after login: to the fake's, which keeps it
+    # waiting, not to Discord's (unreachable here: the thread died at a random moment)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
+                        yarl.URL(fake.gateway))
     config = replace(bot.config, discord=replace(bot.config.discord, sync_commands=False))
     thread = DiscordThread(config, redis_url, TOKEN).start()
     deadline = time.monotonic() + STATUS_TIMEOUT
