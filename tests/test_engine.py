@@ -117,7 +117,6 @@ def test_warm_up_leaves_nothing_to_trace_for_later_photos(no_face):
     (a dlib MMOD graph traced for any face count once failed on a photo without a face).
     Closing the engine stops the detector process warm-up started."""
     from worker.attack.engine import ProtectionEngine
-    from worker.detectors.base import Face
 
     before = set(multiprocessing.active_children())
     with ProtectionEngine(surrogates=("blazeface_full", "dlib_mmod"),
