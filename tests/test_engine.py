@@ -306,6 +306,7 @@ def test_extra_steps_run_until_no_surrogate_finds_the_face(fast_engine, astronau
         scores = [float(fast_engine.surrogates[n].face_scores(batch)[0])
                   for n in TEST_PROFILE.surrogates]
         assert fast_engine.steps_taken == len(steps)  # what the report gives as "steps"
+        assert steps == sorted(steps) and steps[-1] <= 0.9  # 0.9 and up: "verifying"
         return len(steps), max(scores)
 
     steps, score = run(replace(TEST_PROFILE, steps=1))
@@ -313,6 +314,11 @@ def test_extra_steps_run_until_no_surrogate_finds_the_face(fast_engine, astronau
     steps, score = run(replace(TEST_PROFILE, steps=1, extra_steps=60))
     assert score < 0.5
     assert 1 < steps < 61 and (steps - 1) % 4 == 0  # stopped at a check
+    fractions: list[float] = []
+    fast_engine.protect(astronaut, replace(TEST_PROFILE, steps=1, extra_steps=60),
+                        progress=fractions.append)
+    assert max(fractions[:-2]) < 0.9 and fractions[-2:] == [0.9, 1.0]  # bar never says
+    # "verifying" while extra steps run, and says it once the attack stops early
 
 
 def test_soft_steps_move_weak_gradients_less_than_sign_steps() -> None:

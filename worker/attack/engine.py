@@ -135,6 +135,8 @@ class ProtectionEngine:
         else:
             protected = self.perturb(rgb, faces, profile, seed=seed, progress=progress)
             steps = self.steps_taken
+        if progress:  # the attack may stop before its last possible step: verifying now
+            progress(0.9)
         report = self.verifier.report(rgb, protected, original, faces)
         report["strength"] = profile.level
         report["steps"] = steps
@@ -232,8 +234,8 @@ class ProtectionEngine:
                         blur_sigma=profile.eot_blur, shift=profile.eot_shift,
                     )
             seen = _balanced_gradient(active, adv, hints, step, fooled, profile.recheck_every)
-            if progress:
-                progress(0.05 + 0.85 * min(1.0, (step + 1) / profile.steps))
+            if progress:  # of the most steps it may take: below 0.9 ("verifying") until done
+                progress(0.05 + 0.85 * (step + 1) / (profile.steps + profile.extra_steps))
             # None: every surrogate is below its threshold by the margin (a skipped one counts
             # as still fooled: with ``recheck_every`` patience counts skipped steps too)
             if seen is None:

@@ -102,7 +102,7 @@ DEFAULT_STRENGTH = 3
 TEST_PROFILE = replace(
     STRENGTHS[5], level=0, eps=24.0, step_size=2.5, steps=16, work_side=256, texture_floor=1.0,
     eot_jpeg=None, eot_blur=None, surrogates=("blazeface_full", "res10_ssd"), features=(),
-    clean_every=2, soft_step=0.0,
+    clean_every=2, soft_step=0.0, extra_steps=0,
 )
 
 
