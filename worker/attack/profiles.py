@@ -79,20 +79,25 @@ class Profile:
 #:   78.5 -> 60.7 s at strength 3 (-23 %), 144.9 -> 113.1 s at 5 (-22 %); efficacy on the 40
 #:   photos within run-to-run noise at 3 and 5 (4, between them, not run separately;
 #:   "skipping surrogates already fooled").
-#: - ``extra_steps`` is off everywhere for now: 40 of them at strength 3 took BlazeFace
-#:   short-range 28-31 -> 9 % after JPEG q85 on the 40 photos (SCRFD 30-32 -> 27, Haar 12-14
-#:   -> 16 %) for face SSIM 0.755 -> 0.729; measured alone on 2026-12-04: BlazeFace short
-#:   29 -> 9 %, Haar 9 -> 12 % (within spread), +27 % s/MP (29.7 -> 37.8). Not yet measured at
-#:   strengths 4 and 5 ("why BlazeFace short-range keeps 29 %").
+#: - Up to 40 extra steps at strengths 3 and 4 (``extra_steps``, since 2026-12-07), while a
+#:   surrogate not yet fooled still finds a face on the untransformed working copy: close-up
+#:   portraits that 40-50 steps left found get more, the rest stop as before. On the 40
+#:   photos after JPEG q85 (extra steps / without): strength 3 (2026-12-04, alone) BlazeFace
+#:   short-range 9 / 29 %, dlib HOG 5 / 9, Haar 12 / 9 (spread 9-16), LBP 3 / 3, SCRFD 29 /
+#:   31 %, face SSIM 0.730 / 0.755, +27 % s/MP (29.7 -> 37.8), 57.8 steps on average;
+#:   strength 4 (2026-12-07) BlazeFace short-range 9 / 17 %, full-range 0 / 4, dlib HOG 3 / 4,
+#:   Haar 11 / 13, LBP 0 / 1, SCRFD 27 / 25 %, face SSIM 0.691 / 0.704, 60.6 steps on average
+#:   ("extra steps at strengths 3 and 4"). Strength 5 (BlazeFace short-range 9 % without
+#:   them) was not measured with them yet, so it has none.
 #: - Strength 5 adds the HOG feature loss: dlib HOG 18 -> 3 % after JPEG q85 ("a
 #:   feature-level loss"); at strengths 3 and 4 it did not pay.
 STRENGTHS: dict[int, Profile] = {
     1: Profile(level=1, eps=9.5, steps=30, step_size=1.6, soft_step=3.0),
     2: Profile(level=2, eps=36.0, steps=40, step_size=4.5, clean_every=4, soft_step=30.0),
     3: Profile(level=3, eps=60.0, steps=40, step_size=7.5, clean_every=4, soft_step=30.0,
-               recheck_every=4),
+               recheck_every=4, extra_steps=40),
     4: Profile(level=4, eps=68.0, steps=50, step_size=8.5, clean_every=4, soft_step=30.0,
-               recheck_every=4),
+               recheck_every=4, extra_steps=40),
     5: Profile(level=5, eps=76.0, steps=60, step_size=9.5, clean_every=4, features=("hog",),
                feature_weight=1.5, soft_step=30.0, recheck_every=4),
 }
