@@ -33,33 +33,32 @@ def main() -> int:
     from worker.attack.profiles import profile_for
 
     profile = replace(profile_for(args.strength), **overrides(args.changes))
-    engine = ProtectionEngine()
-    engine.warm_up()
-    # seconds, calls with loss 0, calls
-    stats: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0])
-    for name, gradient in list(engine._gradients.items()):
-        def timed(image, faces, gradient=gradient, name=name):
+    with ProtectionEngine() as engine:
+        engine.warm_up()
+        # seconds, calls with loss 0, calls
+        stats: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0])
+        for name, gradient in list(engine._gradients.items()):
+            def timed(image, faces, gradient=gradient, name=name):
+                started = time.perf_counter()
+                loss, grad = gradient(image, faces)
+                stats[name][1] += float(loss) <= 0.0
+                stats[name][0] += time.perf_counter() - started
+                stats[name][2] += 1
+                return loss, grad
+            engine._gradients[name] = timed
+        names = list(engine._gradients)
+        print(f"| photo | perturb | {' | '.join(names)} |\n|---|---|" + "---|" * len(names))
+        for photo, rgb in named_photos(args.photos):
+            _, faces = engine.find_faces(rgb)
+            stats.clear()
             started = time.perf_counter()
-            loss, grad = gradient(image, faces)
-            stats[name][1] += float(loss) <= 0.0
-            stats[name][0] += time.perf_counter() - started
-            stats[name][2] += 1
-            return loss, grad
-        engine._gradients[name] = timed
-    names = list(engine._gradients)
-    print(f"| photo | perturb | {' | '.join(names)} |\n|---|---|" + "---|" * len(names))
-    for photo, rgb in named_photos(args.photos):
-        _, faces = engine.find_faces(rgb)
-        stats.clear()
-        started = time.perf_counter()
-        engine.perturb(rgb, faces, profile)
-        steps = engine.steps_taken  # fewer after an early stop, more with extra steps
-        cells = [f"{stats[n][0]:.1f}" + (f" ({stats[n][1]} zero)" if stats[n][1] else "")
-                 + (f" ({skipped} skipped)" if (skipped := steps - stats[n][2]) else "")
-                 for n in names]
-        print(f"| `{photo}` | {time.perf_counter() - started:.1f} s, {steps} steps | "
-              f"{' | '.join(cells)} |", flush=True)
-    engine.close()
+            engine.perturb(rgb, faces, profile)
+            steps = engine.steps_taken  # fewer after an early stop, more with extra steps
+            cells = [f"{stats[n][0]:.1f}" + (f" ({stats[n][1]} zero)" if stats[n][1] else "")
+                     + (f" ({skipped} skipped)" if (skipped := steps - stats[n][2]) else "")
+                     for n in names]
+            print(f"| `{photo}` | {time.perf_counter() - started:.1f} s, {steps} steps | "
+                  f"{' | '.join(cells)} |", flush=True)
     return 0
 
 

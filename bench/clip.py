@@ -153,14 +153,13 @@ def main() -> int:
         return 0
     from worker.attack.engine import ProtectionEngine
 
-    engine = ProtectionEngine()
     strengths = [int(s) for s in args.strengths.split(",")]
     rows = []
-    for strength in strengths:
-        for name, rgb in selected:
-            rows.append(measure(name, rgb, engine, strength, args.detector))
-            print(rows[-1], flush=True)
-    engine.close()
+    with ProtectionEngine() as engine:
+        for strength in strengths:
+            for name, rgb in selected:
+                rows.append(measure(name, rgb, engine, strength, args.detector))
+                print(rows[-1], flush=True)
     argv = " ".join(a for a in (
         "--all" if args.all else "", f"--limit {args.limit}" if args.limit else "",
         f"--strengths {args.strengths}" if args.strengths != "3" else "",

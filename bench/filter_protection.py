@@ -34,17 +34,16 @@ def main() -> int:
     from worker.attack.engine import ProtectionEngine
     from worker.attack.profiles import DEFAULT_STRENGTH
 
-    engine = ProtectionEngine()
     images = photos(args.limit, args.small)
     rows = []
-    for name in filters.names():
-        reports = []
-        for _, rgb in images:
-            looked = filters.apply(name, rgb)
-            reports.append((looked, engine.protect(looked, DEFAULT_STRENGTH).report))
-        rows.append((name, summarise(reports)))
-        print(f"{name}: done", flush=True)
-    engine.close()
+    with ProtectionEngine() as engine:
+        for name in filters.names():
+            reports = []
+            for _, rgb in images:
+                looked = filters.apply(name, rgb)
+                reports.append((looked, engine.protect(looked, DEFAULT_STRENGTH).report))
+            rows.append((name, summarise(reports)))
+            print(f"{name}: done", flush=True)
     argv = " ".join(a for a in (
         "--small" if args.small else "", f"--limit {args.limit}" if args.limit else "") if a)
     names = [n for n, role in rows[0][1]["roles"].items() if role == "evaluator"]

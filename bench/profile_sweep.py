@@ -4,12 +4,13 @@
         [--limit N] [--models bench/shared_models.toml [--as-declared]]
 
 Each ``key=value`` overrides a ``worker.attack.profiles.Profile`` field (values are JSON, e.g.
-``delta_scale=0.5``, ``eot_jpeg=[60,95]``). Prints one line: SSIM, PSNR and, per detector, the %
-of faces still found on the protected image / after JPEG q85 / after 0.5x (lower is better), and
-appends it to ``--log``. ``--models``: the detector models declared in that file are added as
-evaluators (never optimised against: black-box columns, e.g. SCRFD and YuNet); with
-``--as-declared`` each keeps its declared role (a ``"surrogate"`` is optimised against, as in
-a worker with that config). Used for the "what was tried" tables in docs/benchmarks.md.
+``delta_scale=0.5``, ``eot_jpeg=[60,95]``). Prints one line: SSIM, PSNR, s/MP, the slowest
+photo's seconds, the steps taken and, per detector, the % of faces still found on the protected
+image / after JPEG q85 / after 0.5x (lower is better), and appends it to ``--log``.
+``--models``: the detector models declared in that file are added as evaluators (never
+optimised against: black-box columns, e.g. SCRFD and YuNet); with ``--as-declared`` each keeps
+its declared role (a ``"surrogate"`` is optimised against, as in a worker with that config).
+Used for the "what was tried" tables in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -63,13 +64,15 @@ def main() -> int:
         reports = [(rgb, engine.protect(rgb, profile).report)
                    for _, rgb in photos(args.limit, args.small)]
     s = summarise(reports)
+    slowest = max((rep["seconds"] for _, rep in reports), default=0.0)  # vs the job timeout
     cells = " ".join(
         f"{n}:{pct(s['kept'][n], 'protected')}/{pct(s['kept'][n], 'jpeg85')}/"
         f"{pct(s['kept'][n], 'half')}" for n in s["roles"])
     line = (f"{args.label} | ssim {s['ssim']:.3f} ({s['ssim_min']:.3f}) face ssim "
             f"{s['face_ssim']:.3f} ({s['face_ssim_min']:.3f}) face dE {s['face_delta_e']:.1f} "
             f"({s['face_delta_e_max']:.1f}) psnr {s['psnr']:.1f} | "
-            f"{s['s_per_mp']:.1f} s/MP, steps {s['steps']:.1f} (max {s['steps_max']}) | {cells}")
+            f"{s['s_per_mp']:.1f} s/MP, slowest {slowest:.0f} s, steps {s['steps']:.1f} "
+            f"(max {s['steps_max']}) | {cells}")
     print(line)
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     with open(args.log, "a") as log:

@@ -17,6 +17,7 @@ built-in + the declared surrogates (issue 8: what an operator's SCRFD/RetinaFace
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import platform
@@ -220,36 +221,36 @@ def main() -> int:
     from worker.attack.profiles import DEFAULT_STRENGTH, profile_for
 
     setups = engine_setups(bool(args.models))
-    engines = {label: ProtectionEngine(surrogates, evaluators)
-               for label, (surrogates, evaluators) in setups.items()}
-    for engine in engines.values():  # as a worker starts: s/MP is a warm worker's
-        engine.warm_up()
-    images = photos(args.limit, args.small)
-    rows = []
-    if not args.no_baseline:
-        engine = next(iter(engines.values()))
-        reports = [(rgb, noise_baseline(engine, rgb, DEFAULT_STRENGTH, i))
-                   for i, (_, rgb) in enumerate(images)]
-        rows.append((f"random noise, strength {DEFAULT_STRENGTH} budget", summarise(reports)))
-    for level in (int(s) for s in args.strengths.split(",")):
-        for label, engine in engines.items():
-            profile = replace(profile_for(level), surrogates=setups[label][0])
-            reports = []
-            for name, rgb in images:
-                rep = engine.protect(rgb, profile).report
-                reports.append((rgb, rep))
-                print(f"strength {level}{label} {name}: ssim {rep['ssim']:.3f} "
-                      f"{rep['seconds']:.1f}s {rep['summary']}", flush=True)
-            rows.append((f"strength {level}{label}", summarise(reports)))
-            write_section(Path(args.out), section_header(args), render(rows, args, len(images)))
-            if level == DEFAULT_STRENGTH and not args.no_baseline and label == next(iter(engines)):
-                equal = [(rgb, noise_baseline(engine, rgb, level, i, psnr=rep["psnr"]))
-                         for i, (rgb, rep) in enumerate(reports)]
-                rows.append((f"random noise at strength {level}'s PSNR", summarise(equal)))
-                write_section(Path(args.out), section_header(args),
-                              render(rows, args, len(images)))
-    for engine in engines.values():
-        engine.close()
+    with contextlib.ExitStack() as stack:
+        engines = {label: stack.enter_context(ProtectionEngine(surrogates, evaluators))
+                   for label, (surrogates, evaluators) in setups.items()}
+        for engine in engines.values():  # as a worker starts: s/MP is a warm worker's
+            engine.warm_up()
+        images = photos(args.limit, args.small)
+        rows = []
+        if not args.no_baseline:
+            engine = next(iter(engines.values()))
+            reports = [(rgb, noise_baseline(engine, rgb, DEFAULT_STRENGTH, i))
+                       for i, (_, rgb) in enumerate(images)]
+            rows.append((f"random noise, strength {DEFAULT_STRENGTH} budget", summarise(reports)))
+        for level in (int(s) for s in args.strengths.split(",")):
+            for label, engine in engines.items():
+                profile = replace(profile_for(level), surrogates=setups[label][0])
+                reports = []
+                for name, rgb in images:
+                    rep = engine.protect(rgb, profile).report
+                    reports.append((rgb, rep))
+                    print(f"strength {level}{label} {name}: ssim {rep['ssim']:.3f} "
+                          f"{rep['seconds']:.1f}s {rep['summary']}", flush=True)
+                rows.append((f"strength {level}{label}", summarise(reports)))
+                write_section(Path(args.out), section_header(args), render(rows, args, len(images)))
+                first = label == next(iter(engines))
+                if level == DEFAULT_STRENGTH and not args.no_baseline and first:
+                    equal = [(rgb, noise_baseline(engine, rgb, level, i, psnr=rep["psnr"]))
+                             for i, (rgb, rep) in enumerate(reports)]
+                    rows.append((f"random noise at strength {level}'s PSNR", summarise(equal)))
+                    write_section(Path(args.out), section_header(args),
+                                  render(rows, args, len(images)))
     print(render(rows, args, len(images)))
     return 0
 
