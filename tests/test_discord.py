@@ -370,8 +370,8 @@ async def test_every_key_has_a_ttl(bot, redis: Redis) -> None:
 
 
 async def test_runs_in_a_thread_beside_another_bot_and_stops(bot, fake: FakeDiscord,
-                                                             redis_url: str,
-                                                             monkeypatch) -> None:
+                                                             redis_url: str, monkeypatch,
+                                                             caplog) -> None:
     # the thread's client connects to the gateway after login: to the fake's, which keeps it
     # waiting, not to Discord's (unreachable here: the thread died at a random moment)
     monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
@@ -385,6 +385,7 @@ async def test_runs_in_a_thread_beside_another_bot_and_stops(bot, fake: FakeDisc
     assert thread.loop is not asyncio.get_running_loop()
     await asyncio.to_thread(thread.stop)
     assert not thread.thread.is_alive() and thread.bot._core is None and thread.bot.is_closed()
+    assert "closing the Discord bot failed" not in caplog.text  # a clean stop warns of nothing
 
 
 async def test_logs_never_show_the_token() -> None:

@@ -17,6 +17,7 @@ without the message-content intent).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -535,6 +536,8 @@ class DiscordThread:
         if self.loop is not None and self.bot is not None and not self.loop.is_closed():
             try:
                 asyncio.run_coroutine_threadsafe(self.bot.close(), self.loop).result(timeout)
+            except concurrent.futures.CancelledError:
+                pass  # start() returned and the loop ended first (its exit closes the client)
             except Exception as exc:
                 log.warning("closing the Discord bot failed: %s", type(exc).__name__)
         self.thread.join(timeout)
