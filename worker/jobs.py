@@ -87,10 +87,12 @@ def run_protect(
         except filters.UnknownFilterError as exc:
             return ProtectResult(request.request_id, error=exc.code, error_detail=exc.message)
     report_progress("protecting", 0.05)
+    from worker.attack.engine import VERIFYING  # loaded already: the engine exists
+
     strength = TEST_PROFILE if request.test_profile else request.strength
     result = engine.protect(
         rgb, strength, seed=request.seed,
-        progress=lambda f: report_progress("protecting" if f < 0.9 else "verifying", f),
+        progress=lambda f: report_progress("protecting" if f < VERIFYING else "verifying", f),
     )
     report = {**result.report, "filter": request.filter, "notes": list(decoded.notes)}
     return ProtectResult(

@@ -38,6 +38,8 @@ from worker.attack.verify import Verifier, distinct_faces
 from worker.detectors.base import Face
 
 Progress = Callable[[float], None]
+#: Progress from here on means the attack is done and the report is being computed.
+VERIFYING = 0.9
 
 #: Below this many pixels on the short side there is nothing a detector could find.
 MIN_SIDE = 16
@@ -136,7 +138,7 @@ class ProtectionEngine:
             protected = self.perturb(rgb, faces, profile, seed=seed, progress=progress)
             steps = self.steps_taken
         if progress:  # the attack may stop before its last possible step: verifying now
-            progress(0.9)
+            progress(VERIFYING)
         report = self.verifier.report(rgb, protected, original, faces)
         report["strength"] = profile.level
         report["steps"] = steps
@@ -234,8 +236,9 @@ class ProtectionEngine:
                         blur_sigma=profile.eot_blur, shift=profile.eot_shift,
                     )
             seen = _balanced_gradient(active, adv, hints, step, fooled, profile.recheck_every)
-            if progress:  # of the most steps it may take: below 0.9 ("verifying") until done
-                progress(0.05 + 0.85 * (step + 1) / (profile.steps + profile.extra_steps))
+            if progress:  # of the most steps it may take: below VERIFYING until done
+                done = (step + 1) / (profile.steps + profile.extra_steps)
+                progress(0.05 * (1 - done) + VERIFYING * done)
             # None: every surrogate is below its threshold by the margin (a skipped one counts
             # as still fooled: with ``recheck_every`` patience counts skipped steps too)
             if seen is None:
