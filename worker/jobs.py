@@ -7,6 +7,7 @@ share them; ``worker.service`` wraps them as arq jobs. User images live only in 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,7 @@ def run_protect(
 ) -> ProtectResult:
     """Decode, (filter,) protect and encode one photo. Bad input is a result with an ``error``
     code, never an exception; engine failures propagate (the queue retries them)."""
+    started = time.monotonic()
     report_progress = progress or (lambda stage, fraction: None)
     report_progress("decoding", 0.02)
     try:
@@ -93,6 +95,7 @@ def run_protect(
     result = engine.protect(
         rgb, strength, seed=request.seed,
         progress=lambda f: report_progress("protecting" if f < VERIFYING else "verifying", f),
+        extra_steps_until=started + load().worker.extra_steps_until_s,
     )
     report = {**result.report, "filter": request.filter, "notes": list(decoded.notes)}
     return ProtectResult(
@@ -138,6 +141,7 @@ def run_clip(
     from worker.faceswap.clip import make_clip
     from worker.faceswap.settings import faceswap_config
 
+    started = time.monotonic()
     report_progress = progress or (lambda stage, fraction: None)
     report_progress("decoding", 0.02)
     try:
@@ -151,6 +155,7 @@ def run_clip(
     protection = engine.protect(
         decoded.rgb, strength, seed=request.seed,
         progress=lambda f: report_progress("protecting", 0.05 + 0.45 * f),
+        extra_steps_until=started + load().worker.extra_steps_until_s,
     )
     clip = make_clip(
         decoded.rgb, protection.image, locale=request.locale,

@@ -70,7 +70,7 @@ EN: dict[str, str] = {
         "4 — a stronger texture · most detectors find 1 face in 10 or fewer, the best one 1 "
         "in 4\n"
         "5 — a deliberate protective texture, plainly visible · strongest: every detector we "
-        "test finds 1 face in 10 or fewer\n"
+        "test finds about 1 face in 10 or fewer\n"
         "Choose:"
     ),
     "strength_set": "Strength set to {level}. Send a photo.",
@@ -285,7 +285,7 @@ KO: dict[str, str] = {
         "3 (기본값) — 가까이 보면 얼굴에 미세한 색 무늬가 보임 · 강한 보호: 대부분의 검출기가 "
         "얼굴 10개 중 약 1개 이하를 찾음, 가장 강한 검출기는 3개 중 1개\n"
         "4 — 더 강한 무늬 · 대부분의 검출기가 10개 중 1개 이하, 가장 강한 검출기는 4개 중 1개\n"
-        "5 — 눈에 띄는 보호 무늬 · 가장 강한 보호: 시험한 모든 검출기가 얼굴 10개 중 1개 "
+        "5 — 눈에 띄는 보호 무늬 · 가장 강한 보호: 시험한 모든 검출기가 얼굴 10개 중 약 1개 "
         "이하를 찾음\n"
         "선택하세요:"
     ),

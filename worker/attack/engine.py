@@ -127,15 +127,19 @@ class ProtectionEngine:
         *,
         seed: int = 0,
         progress: Progress | None = None,
+        extra_steps_until: float | None = None,
     ) -> Protection:
-        """Protect one RGB uint8 photo; deterministic for a given ``seed``."""
+        """Protect one RGB uint8 photo; deterministic for a given ``seed`` (and, when the
+        profile has extra steps, for an ``extra_steps_until`` never reached: a
+        ``time.monotonic()`` after which the attack starts no more extra steps)."""
         profile = strength if isinstance(strength, Profile) else profile_for(strength)
         started = time.perf_counter()
         original, faces = self.find_faces(rgb)
         if min(rgb.shape[:2]) < MIN_SIDE:
             protected, steps = rgb.copy(), 0
         else:
-            protected = self.perturb(rgb, faces, profile, seed=seed, progress=progress)
+            protected = self.perturb(rgb, faces, profile, seed=seed, progress=progress,
+                                     extra_steps_until=extra_steps_until)
             steps = self.steps_taken
         if progress:  # the attack may stop before its last possible step: verifying now
             progress(VERIFYING)
@@ -161,6 +165,7 @@ class ProtectionEngine:
         *,
         seed: int = 0,
         progress: Progress | None = None,
+        extra_steps_until: float | None = None,
     ) -> np.ndarray:
         """Return ``rgb`` plus the optimised perturbation (uint8, same size)."""
         height, width = rgb.shape[:2]
@@ -174,7 +179,7 @@ class ProtectionEngine:
         hints = np.asarray(
             [[f.x0 / width, f.y0 / height, f.x1 / width, f.y1 / height] for f in faces], np.float32
         ).reshape(-1, 4)
-        delta = self._optimise(work, budget, hints, profile, seed, progress)
+        delta = self._optimise(work, budget, hints, profile, seed, progress, extra_steps_until)
 
         full_budget = budget_map(rgb, faces, profile)
         if scale < 1:
@@ -199,6 +204,7 @@ class ProtectionEngine:
         profile: Profile,
         seed: int,
         progress: Progress | None,
+        extra_steps_until: float | None = None,
     ) -> np.ndarray:
         rng = self._rng
         rng.reset_from_seed(seed)
@@ -220,6 +226,9 @@ class ProtectionEngine:
         fooled: set[int] = set()  # surrogates whose last computed loss was 0 on every face
         for step in range(profile.steps + profile.extra_steps):
             extra = step - profile.steps
+            if extra >= 0 and extra_steps_until is not None \
+                    and time.monotonic() >= extra_steps_until:
+                break  # out of time for optional steps (the job must still verify in time)
             if extra >= 0 and extra % EXTRA_CHECK_EVERY == 0 and not self._still_found(
                     names, tf.clip_by_value(base + self._upsample(delta, limit), 0.0, 255.0),
                     fooled):

@@ -79,7 +79,7 @@ class Profile:
 #:   78.5 -> 60.7 s at strength 3 (-23 %), 144.9 -> 113.1 s at 5 (-22 %); efficacy on the 40
 #:   photos within run-to-run noise at 3 and 5 (4, between them, not run separately;
 #:   "skipping surrogates already fooled").
-#: - Up to 40 extra steps at strengths 3 and 4 (``extra_steps``, since 2026-12-07), while a
+#: - Up to 40 extra steps at strengths 3 to 5 (``extra_steps``, since 2026-12-07), while a
 #:   surrogate not yet fooled still finds a face on the untransformed working copy: close-up
 #:   portraits that 40-50 steps left found get more, the rest stop as before. On the 40
 #:   photos after JPEG q85 (extra steps / without): strength 3 (2026-12-04, alone) BlazeFace
@@ -87,8 +87,11 @@ class Profile:
 #:   31 %, face SSIM 0.730 / 0.755, +27 % s/MP (29.7 -> 37.8), 57.8 steps on average;
 #:   strength 4 (2026-12-07) BlazeFace short-range 9 / 17 %, full-range 0 / 4, dlib HOG 3 / 4,
 #:   Haar 11 / 13, LBP 0 / 1, SCRFD 27 / 25 %, face SSIM 0.691 / 0.704, 60.6 steps on average
-#:   ("extra steps at strengths 3 and 4"). Strength 5 (BlazeFace short-range 9 % without
-#:   them) was not measured with them yet, so it has none.
+#:   ("extra steps at strengths 3 and 4"). Strength 5 (2026-12-08) BlazeFace short-range 5 /
+#:   9 %, LBP 0 / 4, SCRFD 5 / 7, Haar 12 / 9 (spread), face SSIM 0.556 / 0.581, 71.1 steps on
+#:   average, the slowest photo 265 s on the 2-core machine: over the job timeout, so the
+#:   worker starts no extra step after ``[worker] extra_steps_until_s`` ("strength 5 with
+#:   extra steps").
 #: - Strength 5 adds the HOG feature loss: dlib HOG 18 -> 3 % after JPEG q85 ("a
 #:   feature-level loss"); at strengths 3 and 4 it did not pay.
 STRENGTHS: dict[int, Profile] = {
@@ -99,7 +102,7 @@ STRENGTHS: dict[int, Profile] = {
     4: Profile(level=4, eps=68.0, steps=50, step_size=8.5, clean_every=4, soft_step=30.0,
                recheck_every=4, extra_steps=40),
     5: Profile(level=5, eps=76.0, steps=60, step_size=9.5, clean_every=4, features=("hog",),
-               feature_weight=1.5, soft_step=30.0, recheck_every=4),
+               feature_weight=1.5, soft_step=30.0, recheck_every=4, extra_steps=40),
 }
 DEFAULT_STRENGTH = 3
 
