@@ -293,7 +293,7 @@ class _BlurringEngine:
     """Stands in for ProtectionEngine: the 'protected' photo is the photo blurred so much that
     no detector finds a face (what a perfect protection would do), with progress."""
 
-    def protect(self, rgb, strength, *, seed=0, progress=None):
+    def protect(self, rgb, strength, *, seed=0, progress=None, extra_steps_until=None):
         from types import SimpleNamespace
 
         for step in range(3):

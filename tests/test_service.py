@@ -174,8 +174,10 @@ class _Engine:
 
     def __init__(self, error: BaseException | None = None, steps: int = 0) -> None:
         self.error, self.steps, self.stopped = error, steps, threading.Event()
+        self.extra_steps_until: float | None = None
 
-    def protect(self, rgb, strength, *, seed=0, progress=None):
+    def protect(self, rgb, strength, *, seed=0, progress=None, extra_steps_until=None):
+        self.extra_steps_until = extra_steps_until
         if self.error is not None:
             raise self.error
         try:
@@ -223,9 +225,14 @@ async def test_cancelled_job_stops_the_engine_thread(job_ctx, astronaut):
 
     engine = job_ctx["engine"] = _Engine(steps=400)  # 20 s if never stopped
     request = ProtectRequest(_rid(), _png(astronaut[:64, :64]), test_profile=True).to_dict()
+    started = time.monotonic()
     with pytest.raises(TimeoutError):  # what arq's job timeout does
         await asyncio.wait_for(service.protect(job_ctx, request), 1.0)
     assert await asyncio.to_thread(engine.stopped.wait, 2.0)
+    # the job told the engine when to stop taking extra steps ([worker] extra_steps_until_s)
+    expected = started + load().worker.extra_steps_until_s
+    assert engine.extra_steps_until is not None
+    assert expected - 0.1 <= engine.extra_steps_until <= expected + 1.0
 
 
 # --- Processes: the launcher, the CLI, Redis discovery -------------------------------------------
