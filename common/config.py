@@ -34,7 +34,7 @@ class RedisConfig:
 class WorkerConfig:
     max_jobs: int = 1              # jobs one worker process runs at once
     fast_timeout_s: int = 180      # a protect job running longer is abandoned and retried
-    extra_steps_until_s: float = 90.0  # no extra attack step starts later into a protection
+    extra_steps_share: float = 0.5  # of fast_timeout_s: no extra attack step starts later
     slow_timeout_s: int = 300
     max_tries: int = 3             # attempts per job (transient errors, crashed workers)
     keep_result_s: int = 120       # results stay in Redis this long for the bot to pick up

@@ -317,7 +317,7 @@ def test_extra_steps_run_until_no_surrogate_finds_the_face(fast_engine, astronau
     steps, score = run(replace(TEST_PROFILE, steps=1, extra_steps=60))
     assert score < 0.5
     assert 1 < steps < 61 and (steps - 1) % 4 == 0  # stopped at a check
-    # out of time (the job's extra_steps_until_s): no extra step starts, the face stays found
+    # out of time (the job's extra_steps_deadline): no extra step starts, the face stays found
     fast_engine.perturb(astronaut, faces, replace(TEST_PROFILE, steps=1, extra_steps=60),
                         extra_steps_until=time.monotonic())
     assert fast_engine.steps_taken == 1

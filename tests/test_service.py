@@ -229,8 +229,8 @@ async def test_cancelled_job_stops_the_engine_thread(job_ctx, astronaut):
     with pytest.raises(TimeoutError):  # what arq's job timeout does
         await asyncio.wait_for(service.protect(job_ctx, request), 1.0)
     assert await asyncio.to_thread(engine.stopped.wait, 2.0)
-    # the job told the engine when to stop taking extra steps ([worker] extra_steps_until_s)
-    expected = started + load().worker.extra_steps_until_s
+    # the job told the engine when to stop taking extra steps ([worker] extra_steps_share)
+    expected = started + load().worker.extra_steps_share * load().worker.fast_timeout_s
     assert engine.extra_steps_until is not None
     assert expected - 0.1 <= engine.extra_steps_until <= expected + 1.0
 

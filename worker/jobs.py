@@ -69,6 +69,13 @@ def prepare(data: bytes, max_megapixels: float | None = None) -> Decoded:
     return Decoded(rgb=rgb, format=decoded.format, notes=(*decoded.notes, "downscaled"))
 
 
+def extra_steps_deadline(started: float) -> float:
+    """The ``time.monotonic()`` after which a protection begun at ``started`` takes no more
+    extra steps: ``[worker] extra_steps_share`` of the protect job's timeout."""
+    worker = load().worker
+    return started + worker.extra_steps_share * worker.fast_timeout_s
+
+
 def run_protect(
     engine: ProtectionEngine, request: ProtectRequest, progress: Progress | None = None
 ) -> ProtectResult:
@@ -95,7 +102,7 @@ def run_protect(
     result = engine.protect(
         rgb, strength, seed=request.seed,
         progress=lambda f: report_progress("protecting" if f < VERIFYING else "verifying", f),
-        extra_steps_until=started + load().worker.extra_steps_until_s,
+        extra_steps_until=extra_steps_deadline(started),
     )
     report = {**result.report, "filter": request.filter, "notes": list(decoded.notes)}
     return ProtectResult(
@@ -155,7 +162,7 @@ def run_clip(
     protection = engine.protect(
         decoded.rgb, strength, seed=request.seed,
         progress=lambda f: report_progress("protecting", 0.05 + 0.45 * f),
-        extra_steps_until=started + load().worker.extra_steps_until_s,
+        extra_steps_until=extra_steps_deadline(started),
     )
     clip = make_clip(
         decoded.rgb, protection.image, locale=request.locale,

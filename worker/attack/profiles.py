@@ -90,8 +90,8 @@ class Profile:
 #:   ("extra steps at strengths 3 and 4"). Strength 5 (2026-12-08) BlazeFace short-range 5 /
 #:   9 %, LBP 0 / 4, SCRFD 5 / 7, Haar 12 / 9 (spread), face SSIM 0.556 / 0.581, 71.1 steps on
 #:   average, the slowest photo 265 s on the 2-core machine: over the job timeout, so the
-#:   worker starts no extra step after ``[worker] extra_steps_until_s`` ("strength 5 with
-#:   extra steps").
+#:   worker starts no extra step after ``[worker] extra_steps_share`` of it ("strength 5
+#:   with extra steps").
 #: - Strength 5 adds the HOG feature loss: dlib HOG 18 -> 3 % after JPEG q85 ("a
 #:   feature-level loss"); at strengths 3 and 4 it did not pay.
 STRENGTHS: dict[int, Profile] = {
